@@ -1,0 +1,55 @@
+import { DynamicModule, Inject, Injectable, Logger, Module, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { EtcdGrpcServer } from '@nestcd/api';
+import type { NestcdConfig } from '@nestcd/config';
+import { EtcdServer } from '@nestcd/server';
+
+export const NESTCD_CONFIG = Symbol('NESTCD_CONFIG');
+
+/** Starts the member's services when Nest boots and stops them, in reverse order, when it shuts down. */
+@Injectable()
+export class MemberLifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('nestcd');
+  clientPorts: number[] = [];
+
+  constructor(
+    @Inject(NESTCD_CONFIG) private readonly config: NestcdConfig,
+    private readonly server: EtcdServer,
+    private readonly grpc: EtcdGrpcServer,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    this.server.start();
+    this.clientPorts = await this.grpc.listen(this.config.listenClientUrls);
+    this.logger.log(
+      `member ${this.config.name} (${this.server.memberId.toString(16)}) of cluster ${this.server.clusterId.toString(16)} ` +
+        `serving clients on ${this.config.listenClientUrls.join(',')}`,
+    );
+  }
+
+  async onApplicationShutdown(signal?: string): Promise<void> {
+    this.logger.log(`stopping${signal ? ` on ${signal}` : ''}`);
+    await this.grpc.close();
+    this.server.stop();
+  }
+}
+
+@Module({})
+export class NestcdModule {
+  static forConfig(config: NestcdConfig): DynamicModule {
+    const logger = new Logger('grpc');
+    return {
+      module: NestcdModule,
+      providers: [
+        { provide: NESTCD_CONFIG, useValue: config },
+        { provide: EtcdServer, useFactory: () => new EtcdServer(config) },
+        {
+          provide: EtcdGrpcServer,
+          inject: [EtcdServer],
+          useFactory: (server: EtcdServer) => new EtcdGrpcServer(server, { log: (m) => logger.error(m) }),
+        },
+        MemberLifecycle,
+      ],
+      exports: [EtcdServer, MemberLifecycle],
+    };
+  }
+}

@@ -1,0 +1,74 @@
+import * as grpc from '@grpc/grpc-js';
+import { loadEtcdProto } from '@nestcd/api';
+import { CLUSTER_VERSION, SERVER_VERSION } from '@nestcd/server';
+import { Command } from 'commander';
+
+// A first nestcdctl: the everyday key commands with etcdctl's output format. It grows in its own issue.
+
+type Client = grpc.Client & Record<string, (req: object, cb: (err: grpc.ServiceError | null, res: any) => void) => void>;
+
+function kvClient(endpoints: string): Client {
+  const first = endpoints.split(',')[0].trim().replace(/^https?:\/\//, '');
+  const KV = loadEtcdProto().etcdserverpb.KV;
+  return new KV(first, grpc.credentials.createInsecure()) as unknown as Client;
+}
+
+function call<T>(client: Client, method: string, req: object): Promise<T> {
+  return new Promise((resolve, reject) => client[method](req, (err, res) => (err ? reject(err) : resolve(res as T))));
+}
+
+/** The key right after every key with this prefix, as etcd's clients compute it. */
+function prefixEnd(key: Buffer): Buffer {
+  const end = Buffer.from(key);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] < 0xff) {
+      end[i]++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
+
+const program = new Command('nestcdctl')
+  .description('A command line client for nestcd and etcd (v3 API)')
+  .option('--endpoints <list>', 'gRPC endpoints', process.env.ETCDCTL_ENDPOINTS ?? '127.0.0.1:2379')
+  .showHelpAfterError();
+
+program.command('version').description('Prints the version of nestcdctl').action(() => {
+  process.stdout.write(`nestcdctl version: ${SERVER_VERSION}\nAPI version: ${CLUSTER_VERSION.split('.').slice(0, 2).join('.')}\n`);
+});
+
+program.command('put <key> <value>').description('Puts the given key into the store').action(async (key: string, value: string) => {
+  await call(kvClient(program.opts().endpoints), 'Put', { key: Buffer.from(key), value: Buffer.from(value) });
+  process.stdout.write('OK\n');
+});
+
+program.command('get <key>').option('--prefix', 'Get keys with matching prefix')
+  .description('Gets the key or a range of keys')
+  .action(async (key: string, opts: { prefix?: boolean }) => {
+    const k = Buffer.from(key);
+    const res = await call<{ kvs: { key: Buffer; value: Buffer }[] }>(kvClient(program.opts().endpoints), 'Range', {
+      key: k,
+      rangeEnd: opts.prefix ? prefixEnd(k) : Buffer.alloc(0),
+    });
+    for (const kv of res.kvs) process.stdout.write(`${kv.key.toString()}\n${kv.value.toString()}\n`);
+  });
+
+program.command('del <key>').option('--prefix', 'delete keys with matching prefix')
+  .description('Removes the specified key or range of keys')
+  .action(async (key: string, opts: { prefix?: boolean }) => {
+    const k = Buffer.from(key);
+    const res = await call<{ deleted: string }>(kvClient(program.opts().endpoints), 'DeleteRange', {
+      key: k,
+      rangeEnd: opts.prefix ? prefixEnd(k) : Buffer.alloc(0),
+    });
+    process.stdout.write(`${res.deleted}\n`);
+  });
+
+program.parseAsync(process.argv).then(
+  () => process.exit(0),
+  (err: grpc.ServiceError) => {
+    process.stderr.write(`Error: ${err.details ?? err.message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,170 @@
+// Translation between etcd's wire messages and the mvcc contract, with etcd's request checks on the way in.
+import { EtcdError, Errors, GrpcCode } from '@nestcd/errors';
+import {
+  Compare, DeleteRangeRequest, DeleteRangeResponse, Event, KeyValue, PutRequest, PutResponse, RangeRequest,
+  RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse, validateTxn,
+} from '@nestcd/mvcc';
+import type { Header } from '@nestcd/server';
+import type {
+  Int64, PbCompare, PbDeleteRangeRequest, PbEvent, PbHeader, PbKeyValue, PbPutRequest, PbRangeRequest,
+  PbRequestOp, PbTxnRequest,
+} from './wire';
+
+export const invalidSortOption = () => new EtcdError(GrpcCode.INVALID_ARGUMENT, 'etcdserver: invalid sort option');
+
+/** int64 revision-like field; anything past 2^53 is beyond every revision the store will reach. */
+export function toNumber(v: Int64 | undefined | null): number {
+  if (v === undefined || v === null || v === '') return 0;
+  const n = typeof v === 'number' ? v : Number(v);
+  if (!Number.isFinite(n)) throw Errors.invalidArgument(`nestcd: "${String(v)}" is not an integer`);
+  return n > Number.MAX_SAFE_INTEGER ? Number.MAX_SAFE_INTEGER : n < Number.MIN_SAFE_INTEGER ? Number.MIN_SAFE_INTEGER : Math.trunc(n);
+}
+
+export function toBigInt(v: Int64 | undefined | null): bigint {
+  if (v === undefined || v === null || v === '') return 0n;
+  try {
+    return BigInt(v);
+  } catch {
+    throw Errors.invalidArgument(`nestcd: "${String(v)}" is not an integer`);
+  }
+}
+
+const buf = (b: Buffer | undefined | null): Buffer => b ?? Buffer.alloc(0);
+
+// ---- requests in ----
+
+export function rangeRequestIn(pb: PbRangeRequest): RangeRequest {
+  if (buf(pb.key).length === 0) throw Errors.emptyKey();
+  if (pb.sortOrder < 0 || pb.sortOrder > 2 || pb.sortTarget < 0 || pb.sortTarget > 4) throw invalidSortOption();
+  return {
+    key: pb.key,
+    rangeEnd: buf(pb.rangeEnd),
+    limit: toNumber(pb.limit),
+    revision: toNumber(pb.revision),
+    sortOrder: pb.sortOrder,
+    sortTarget: pb.sortTarget,
+    serializable: pb.serializable,
+    keysOnly: pb.keysOnly,
+    countOnly: pb.countOnly,
+    minModRevision: toNumber(pb.minModRevision),
+    maxModRevision: toNumber(pb.maxModRevision),
+    minCreateRevision: toNumber(pb.minCreateRevision),
+    maxCreateRevision: toNumber(pb.maxCreateRevision),
+  };
+}
+
+export function putRequestIn(pb: PbPutRequest): PutRequest {
+  if (buf(pb.key).length === 0) throw Errors.emptyKey();
+  const lease = toBigInt(pb.lease);
+  if (pb.ignoreValue && buf(pb.value).length !== 0) throw Errors.valueProvided();
+  if (pb.ignoreLease && lease !== 0n) throw Errors.leaseProvided();
+  return { key: pb.key, value: buf(pb.value), lease, prevKv: pb.prevKv, ignoreValue: pb.ignoreValue, ignoreLease: pb.ignoreLease };
+}
+
+export function deleteRangeRequestIn(pb: PbDeleteRangeRequest): DeleteRangeRequest {
+  if (buf(pb.key).length === 0) throw Errors.emptyKey();
+  return { key: pb.key, rangeEnd: buf(pb.rangeEnd), prevKv: pb.prevKv };
+}
+
+function compareIn(pb: PbCompare): Compare {
+  if (pb.result < 0 || pb.result > 3 || pb.target < 0 || pb.target > 4) {
+    throw Errors.invalidArgument('etcdserver: invalid compare');
+  }
+  return {
+    result: pb.result,
+    target: pb.target,
+    key: buf(pb.key),
+    rangeEnd: buf(pb.rangeEnd),
+    version: toNumber(pb.version),
+    createRevision: toNumber(pb.createRevision),
+    modRevision: toNumber(pb.modRevision),
+    value: buf(pb.value),
+    lease: toBigInt(pb.lease),
+  };
+}
+
+function requestOpIn(pb: PbRequestOp, maxTxnOps: number): RequestOp {
+  switch (pb.request) {
+    case 'requestRange': return { requestRange: rangeRequestIn(pb.requestRange!) };
+    case 'requestPut': return { requestPut: putRequestIn(pb.requestPut!) };
+    case 'requestDeleteRange': return { requestDeleteRange: deleteRangeRequestIn(pb.requestDeleteRange!) };
+    case 'requestTxn': return { requestTxn: txnRequestIn(pb.requestTxn!, maxTxnOps) };
+    default: throw Errors.invalidArgument('etcdserver: a txn operation has no request');
+  }
+}
+
+/** etcd's checkTxnRequest: op counts, every op's own checks, then no key written twice in one branch. */
+export function txnRequestIn(pb: PbTxnRequest, maxTxnOps: number): TxnRequest {
+  const compare = pb.compare ?? [];
+  const success = pb.success ?? [];
+  const failure = pb.failure ?? [];
+  if (compare.length > maxTxnOps || success.length > maxTxnOps || failure.length > maxTxnOps) throw Errors.tooManyOps();
+  const req: TxnRequest = {
+    compare: compare.map(compareIn),
+    success: success.map((op) => requestOpIn(op, maxTxnOps)),
+    failure: failure.map((op) => requestOpIn(op, maxTxnOps)),
+  };
+  validateTxn(req, maxTxnOps);
+  return req;
+}
+
+/** Bytes this request takes in etcd's encoding, near enough for the --max-request-bytes check. */
+export function requestSize(req: unknown): number {
+  if (Buffer.isBuffer(req)) return req.length + 3;
+  if (Array.isArray(req)) return req.reduce((n: number, r) => n + requestSize(r), 0);
+  if (req && typeof req === 'object') {
+    let n = 2;
+    for (const v of Object.values(req)) n += typeof v === 'object' && v !== null ? requestSize(v) : 4;
+    return n;
+  }
+  return 0;
+}
+
+// ---- responses out ----
+
+export function headerOut(h: Header): PbHeader {
+  return { clusterId: h.clusterId.toString(), memberId: h.memberId.toString(), revision: h.revision, raftTerm: h.raftTerm };
+}
+
+export function kvOut(kv: KeyValue): PbKeyValue {
+  return {
+    key: kv.key,
+    createRevision: kv.createRevision,
+    modRevision: kv.modRevision,
+    version: kv.version,
+    value: kv.value,
+    lease: kv.lease.toString(),
+  };
+}
+
+export function eventOut(e: Event): PbEvent {
+  return { type: e.type, kv: kvOut(e.kv), prevKv: e.prevKv ? kvOut(e.prevKv) : null };
+}
+
+export function rangeResponseOut(r: RangeResponse, header: PbHeader) {
+  return { header, kvs: r.kvs.map(kvOut), more: r.more, count: r.count };
+}
+
+export function putResponseOut(r: PutResponse, header: PbHeader) {
+  return { header, prevKv: r.prevKv ? kvOut(r.prevKv) : null };
+}
+
+export function deleteRangeResponseOut(r: DeleteRangeResponse, header: PbHeader) {
+  return { header, deleted: r.deleted, prevKvs: r.prevKvs.map(kvOut) };
+}
+
+/** Responses inside a txn carry a header with only their revision set, as etcd's do. */
+const innerHeader = (revision: number) => ({ revision }) as PbHeader;
+
+function responseOpOut(op: ResponseOp): object {
+  if ('responseRange' in op) return { responseRange: rangeResponseOut(op.responseRange, innerHeader(op.responseRange.revision)) };
+  if ('responsePut' in op) return { responsePut: putResponseOut(op.responsePut, innerHeader(op.responsePut.revision)) };
+  if ('responseDeleteRange' in op) {
+    return { responseDeleteRange: deleteRangeResponseOut(op.responseDeleteRange, innerHeader(op.responseDeleteRange.revision)) };
+  }
+  return { responseTxn: txnResponseOut(op.responseTxn, innerHeader(op.responseTxn.revision)) };
+}
+
+export function txnResponseOut(r: TxnResponse, header: PbHeader): object {
+  return { header, succeeded: r.succeeded, responses: r.responses.map(responseOpOut) };
+}

@@ -1,0 +1,248 @@
+import type { NestcdConfig } from '@nestcd/config';
+import { Errors } from '@nestcd/errors';
+import {
+  Command, CommandResult, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
+  LeaseGrantResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse, MvccStore, PutRequest, PutResponse,
+  RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+} from '@nestcd/mvcc';
+import { clusterIdOf, IdGenerator, memberIdOf } from './ids';
+
+export const SERVER_VERSION = '0.1.0';
+/** The etcd cluster version whose API nestcd speaks. */
+export const CLUSTER_VERSION = '3.4.0';
+/** etcd's MaxLeaseTTL. */
+const MAX_LEASE_TTL = 9_000_000_000;
+
+export interface Member {
+  id: bigint;
+  name: string;
+  peerUrls: string[];
+  clientUrls: string[];
+  isLearner: boolean;
+}
+
+export interface Header {
+  clusterId: bigint;
+  memberId: bigint;
+  revision: number;
+  raftTerm: number;
+}
+
+export interface Status {
+  version: string;
+  dbSize: number;
+  dbSizeInUse: number;
+  leader: bigint;
+  raftIndex: number;
+  raftTerm: number;
+  raftAppliedIndex: number;
+  isLearner: boolean;
+  errors: string[];
+}
+
+/**
+ * How a command reaches the state machine. The single-node proposer applies at once; the replicated one
+ * (cluster issue) logs it through Raft and resolves when this member applies it. Everything above this seam
+ * is the same on one node and on a cluster.
+ */
+export interface Proposer {
+  propose(cmd: Command): Promise<CommandResult>;
+  /** Resolves when every write committed before the call is applied here (ReadIndex on a cluster). */
+  readBarrier(): Promise<void>;
+  readonly term: number;
+  readonly leader: bigint;
+  readonly committedIndex: number;
+  readonly appliedIndex: number;
+}
+
+/** One member on its own: it is the leader of term 1 and every proposal commits when applied. */
+export class SingleNodeProposer implements Proposer {
+  private applied = 0;
+  readonly term = 1;
+
+  constructor(private readonly store: MvccStore, readonly leader: bigint) {}
+
+  async propose(cmd: Command): Promise<CommandResult> {
+    this.applied += 1;
+    return this.store.apply(cmd);
+  }
+
+  async readBarrier(): Promise<void> {}
+
+  get committedIndex(): number {
+    return this.applied;
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
+  }
+}
+
+export interface EtcdServerOptions {
+  clock?: () => number;
+  /** how often to look for expired leases, ms. */
+  leaseCheckIntervalMs?: number;
+}
+
+/**
+ * The etcd server's request surface, independent of the wire: gRPC and HTTP handlers call it, it turns
+ * writes into commands for the proposer and serves reads from the store.
+ */
+export class EtcdServer {
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+  readonly store: MvccStore;
+  readonly proposer: Proposer;
+  private readonly ids: IdGenerator;
+  private readonly members: Member[];
+  private leaseTimer?: NodeJS.Timeout;
+  private revoking = new Set<bigint>();
+  private stopped = false;
+
+  constructor(readonly config: NestcdConfig, private readonly options: EtcdServerOptions = {}) {
+    const clock = options.clock ?? Date.now;
+    const minLeaseTtl = Math.ceil((3 * config.electionTimeout) / 2 / 1000);
+    this.store = new MvccStore({ clock, minLeaseTtl });
+    this.members = [...config.initialCluster.entries()].map(([name, peerUrls]) => ({
+      id: memberIdOf(peerUrls, config.initialClusterToken),
+      name,
+      peerUrls,
+      clientUrls: name === config.name ? config.advertiseClientUrls : [],
+      isLearner: false,
+    }));
+    this.memberId = this.members.find((m) => m.name === config.name)!.id;
+    this.clusterId = clusterIdOf(this.members.map((m) => m.id));
+    this.ids = new IdGenerator(this.memberId, clock());
+    this.proposer = new SingleNodeProposer(this.store, this.memberId);
+  }
+
+  start(): void {
+    const every = this.options.leaseCheckIntervalMs ?? 500;
+    this.leaseTimer = setInterval(() => void this.revokeExpiredLeases(), every);
+    this.leaseTimer.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
+  }
+
+  header(revision = this.store.currentRevision): Header {
+    return { clusterId: this.clusterId, memberId: this.memberId, revision, raftTerm: this.proposer.term };
+  }
+
+  // ---- KV ----
+
+  async range(req: RangeRequest): Promise<RangeResponse> {
+    this.ensureRunning();
+    if (!req.serializable) await this.proposer.readBarrier();
+    return this.store.range(req);
+  }
+
+  put(req: PutRequest): Promise<PutResponse> {
+    return this.propose({ put: req }) as Promise<PutResponse>;
+  }
+
+  deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
+    return this.propose({ deleteRange: req }) as Promise<DeleteRangeResponse>;
+  }
+
+  async txn(req: TxnRequest): Promise<TxnResponse> {
+    if (isReadOnlyTxn(req)) {
+      // etcd serves a read-only txn without the log, like a range: applying it changes nothing.
+      this.ensureRunning();
+      await this.proposer.readBarrier();
+      return this.store.apply({ txn: req }) as TxnResponse;
+    }
+    return this.propose({ txn: req }) as Promise<TxnResponse>;
+  }
+
+  compact(req: CompactionRequest): Promise<CompactionResponse> {
+    return this.propose({ compaction: req }) as Promise<CompactionResponse>;
+  }
+
+  // ---- Lease ----
+
+  leaseGrant(ttl: number, id: bigint): Promise<LeaseGrantResponse> {
+    if (ttl > MAX_LEASE_TTL) return Promise.reject(Errors.leaseTTLTooLarge());
+    return this.propose({ leaseGrant: { id: id === 0n ? this.ids.nextId() : id, ttl } }) as Promise<LeaseGrantResponse>;
+  }
+
+  leaseRevoke(id: bigint): Promise<LeaseRevokeResponse> {
+    return this.propose({ leaseRevoke: { id } }) as Promise<LeaseRevokeResponse>;
+  }
+
+  /** Renews a lease on the leader; returns the TTL, or 0 when the lease is gone (etcd's keep-alive answer). */
+  async leaseRenew(id: bigint): Promise<number> {
+    this.ensureRunning();
+    if (!this.store.hasLease(id)) return 0;
+    return this.store.leaseKeepAlive(id);
+  }
+
+  async leaseTimeToLive(id: bigint, keys: boolean): Promise<LeaseTimeToLiveResponse> {
+    this.ensureRunning();
+    return this.store.leaseTimeToLive(id, keys);
+  }
+
+  async leaseLeases(): Promise<bigint[]> {
+    this.ensureRunning();
+    return this.store.leaseList();
+  }
+
+  /** The leader turns expiry into a replicated revoke, so every replica deletes the keys at one revision. */
+  async revokeExpiredLeases(): Promise<void> {
+    if (this.stopped) return;
+    for (const id of this.store.expiredLeases()) {
+      if (this.revoking.has(id)) continue;
+      this.revoking.add(id);
+      try {
+        await this.propose({ leaseRevoke: { id } });
+      } catch {
+        // already revoked by a client, or the member is stopping: nothing left to do
+      } finally {
+        this.revoking.delete(id);
+      }
+    }
+  }
+
+  // ---- Cluster and maintenance ----
+
+  memberList(): Member[] {
+    return this.members.map((m) => ({ ...m }));
+  }
+
+  status(): Status {
+    const size = this.store.dbSize();
+    return {
+      version: SERVER_VERSION,
+      dbSize: size,
+      dbSizeInUse: size,
+      leader: this.proposer.leader,
+      raftIndex: this.proposer.committedIndex,
+      raftTerm: this.proposer.term,
+      raftAppliedIndex: this.proposer.appliedIndex,
+      isLearner: false,
+      errors: [],
+    };
+  }
+
+  hashKV(revision: number): { hash: number; compactRevision: number; revision: number } {
+    this.ensureRunning();
+    return this.store.hashKV(revision);
+  }
+
+  private async propose(cmd: Command): Promise<CommandResult> {
+    this.ensureRunning();
+    return this.proposer.propose(cmd);
+  }
+
+  private ensureRunning(): void {
+    if (this.stopped) throw Errors.stopped();
+  }
+}
+
+function isReadOnlyTxn(req: TxnRequest): boolean {
+  const branchReadOnly = (ops: TxnRequest['success']): boolean =>
+    ops.every((op) => 'requestRange' in op || ('requestTxn' in op && isReadOnlyTxn(op.requestTxn)));
+  return branchReadOnly(req.success) && branchReadOnly(req.failure);
+}

@@ -1,0 +1,133 @@
+// npm run bench: puts/s and ranges/s over gRPC with 1 and 64 concurrent clients, against nestcd and the real
+// etcd started side by side on loopback, same client code, same machine. Prints both and the ratio.
+// Every loop is bounded by an operation count and a time limit.
+import * as grpc from '@grpc/grpc-js';
+import { loadEtcdProto } from '@nestcd/api';
+import PQueue from 'p-queue';
+import { spawn, ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const OPS = Number(process.env.BENCH_OPS ?? 20000);
+const TIME_LIMIT_MS = Number(process.env.BENCH_SECONDS ?? 20) * 1000;
+const VALUE = Buffer.alloc(256, 'v');
+
+type Unary = (req: object, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+interface Target { name: string; proc: ChildProcess; endpoint: string; dir: string }
+
+async function start(name: 'etcd' | 'nestcd'): Promise<Target> {
+  const [client, peer] = [await freePort(), await freePort()];
+  const dir = mkdtempSync(join(tmpdir(), `bench-${name}-`));
+  const args = ['--name', 'bench', '--data-dir', join(dir, 'data'),
+    '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`,
+    '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+    '--initial-cluster', `bench=http://127.0.0.1:${peer}`];
+  const cmd = name === 'etcd' ? 'etcd' : join(__dirname, '..', '..', '..', 'bin', 'nestcd');
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'ignore'] });
+  const target = { name, proc, endpoint: `127.0.0.1:${client}`, dir };
+  const kv = kvClient(target.endpoint);
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    try {
+      await call(kv, 'Range', { key: Buffer.from('ready?') });
+      kv.close();
+      return target;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`${name} did not start: ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+function stop(t: Target): void {
+  t.proc.kill('SIGKILL');
+  rmSync(t.dir, { recursive: true, force: true });
+}
+
+function kvClient(endpoint: string): grpc.Client & Record<string, Unary> {
+  const KV = loadEtcdProto().etcdserverpb.KV;
+  return new KV(endpoint, grpc.credentials.createInsecure()) as never;
+}
+
+function call(client: Record<string, Unary>, method: string, req: object): Promise<unknown> {
+  return new Promise((resolve, reject) => client[method](req, (err, res) => (err ? reject(err) : resolve(res))));
+}
+
+interface Result { opsPerSec: number; p50: number; p99: number; ops: number }
+
+/** Runs `op` OPS times (or until the time limit) with `concurrency` requests in flight over `conns` channels. */
+async function measure(endpoint: string, concurrency: number, op: (c: Record<string, Unary>, i: number) => Promise<unknown>): Promise<Result> {
+  const clients = Array.from({ length: Math.min(concurrency, 8) }, () => kvClient(endpoint));
+  const queue = new PQueue({ concurrency });
+  const latencies: number[] = [];
+  const started = performance.now();
+  let issued = 0;
+  while (issued < OPS && performance.now() - started < TIME_LIMIT_MS) {
+    const i = issued++;
+    await queue.onSizeLessThan(concurrency);
+    void queue.add(async () => {
+      const t0 = performance.now();
+      await op(clients[i % clients.length], i);
+      latencies.push(performance.now() - t0);
+    });
+  }
+  await queue.onIdle();
+  const elapsed = (performance.now() - started) / 1000;
+  for (const c of clients) c.close();
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))];
+  return { opsPerSec: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), ops: latencies.length };
+}
+
+const workloads: { name: string; concurrency: number; op: (c: Record<string, Unary>, i: number) => Promise<unknown> }[] = [
+  { name: 'put, 1 client', concurrency: 1, op: (c, i) => call(c, 'Put', { key: Buffer.from(`bench/${i % 1000}`), value: VALUE }) },
+  { name: 'put, 64 clients', concurrency: 64, op: (c, i) => call(c, 'Put', { key: Buffer.from(`bench/${i % 1000}`), value: VALUE }) },
+  { name: 'range (linearizable), 1 client', concurrency: 1, op: (c, i) => call(c, 'Range', { key: Buffer.from(`bench/${i % 1000}`) }) },
+  { name: 'range (linearizable), 64 clients', concurrency: 64, op: (c, i) => call(c, 'Range', { key: Buffer.from(`bench/${i % 1000}`) }) },
+  { name: 'range (serializable), 64 clients', concurrency: 64, op: (c, i) => call(c, 'Range', { key: Buffer.from(`bench/${i % 1000}`), serializable: true }) },
+];
+
+async function main(): Promise<void> {
+  const results = new Map<string, Map<string, Result>>();
+  for (const name of ['etcd', 'nestcd'] as const) {
+    const target = await start(name);
+    try {
+      const byWorkload = new Map<string, Result>();
+      for (const w of workloads) {
+        byWorkload.set(w.name, await measure(target.endpoint, w.concurrency, w.op));
+        process.stderr.write(`${name}: ${w.name} done\n`);
+      }
+      results.set(name, byWorkload);
+    } finally {
+      stop(target);
+    }
+  }
+  const f = (n: number) => n.toFixed(0).padStart(7);
+  const ms = (n: number) => n.toFixed(2).padStart(6);
+  console.log(`\n256-byte values, ${OPS} ops per workload (or ${TIME_LIMIT_MS / 1000} s), grpc-js client, loopback\n`);
+  console.log(`${'workload'.padEnd(34)} ${'etcd op/s'.padStart(10)} ${'p50/p99 ms'.padStart(15)} ${'nestcd op/s'.padStart(12)} ${'p50/p99 ms'.padStart(15)}  ratio`);
+  for (const w of workloads) {
+    const e = results.get('etcd')!.get(w.name)!;
+    const n = results.get('nestcd')!.get(w.name)!;
+    console.log(`${w.name.padEnd(34)} ${f(e.opsPerSec).padStart(10)} ${`${ms(e.p50)}/${ms(e.p99)}`.padStart(15)} ${f(n.opsPerSec).padStart(12)} ${`${ms(n.p50)}/${ms(n.p99)}`.padStart(15)}  ${(n.opsPerSec / e.opsPerSec).toFixed(2)}x`);
+  }
+}
+
+main().then(() => process.exit(0), (err) => {
+  console.error(err);
+  process.exit(1);
+});
