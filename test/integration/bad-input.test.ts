@@ -1,10 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
-import { NestFactory } from '@nestjs/core';
-import { INestApplicationContext } from '@nestjs/common';
 import { loadEtcdProto } from '@nestcd/api';
-import { parseConfig } from '@nestcd/config';
 import { connect } from 'node:net';
-import { MemberLifecycle, NestcdModule } from '../../apps/nestcd/src/nestcd.module';
+import { InProcessMember, startInProcess } from './in-process';
 
 // Bad input at the client port: each request gets etcd's error or a clean close, the server keeps serving,
 // and nothing is half-applied. (test/compat proves the same messages against a real etcd.)
@@ -12,7 +9,7 @@ import { MemberLifecycle, NestcdModule } from '../../apps/nestcd/src/nestcd.modu
 type Unary = (req: object, cb: (err: grpc.ServiceError | null, res: any) => void) => void;
 
 describe('bad input on the gRPC port', () => {
-  let app: INestApplicationContext;
+  let member: InProcessMember;
   let endpoint: string;
   let kv: grpc.Client & Record<string, Unary>;
   let lease: grpc.Client & Record<string, Unary>;
@@ -21,11 +18,8 @@ describe('bad input on the gRPC port', () => {
   const failure = (p: Promise<unknown>) => p.then(() => { throw new Error('expected the call to fail'); }, (e: grpc.ServiceError) => e);
 
   beforeAll(async () => {
-    const parsed = parseConfig(['--listen-client-urls', 'http://127.0.0.1:0', '--max-txn-ops', '8'], {});
-    if (parsed.kind !== 'run') throw new Error('config');
-    app = await NestFactory.createApplicationContext(NestcdModule.forConfig(parsed.config), { logger: false });
-    await app.init();
-    endpoint = `127.0.0.1:${app.get(MemberLifecycle).clientPorts[0]}`;
+    member = await startInProcess(['--max-txn-ops', '8']);
+    endpoint = member.endpoint;
     const pkg = loadEtcdProto().etcdserverpb;
     kv = new pkg.KV(endpoint, grpc.credentials.createInsecure()) as never;
     lease = new pkg.Lease(endpoint, grpc.credentials.createInsecure()) as never;
@@ -34,7 +28,7 @@ describe('bad input on the gRPC port', () => {
   afterAll(async () => {
     kv?.close();
     lease?.close();
-    await app?.close();
+    await member?.close();
   });
 
   const revision = async () => Number((await call(kv, 'Range', { key: Buffer.from('probe') })).header.revision);
