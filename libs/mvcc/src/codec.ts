@@ -1,0 +1,91 @@
+// Minimal binary writer/reader for snapshots: LEB128 unsigned varints (safe integers), signed int64 bigints,
+// length-prefixed bytes. No JSON.
+import { Errors } from '@nestcd/errors';
+
+export class Writer {
+  private buf: Buffer;
+  private pos = 0;
+  constructor(initial = 1 << 16) {
+    this.buf = Buffer.allocUnsafe(initial);
+  }
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+  uint(v: number): void {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`uint out of range: ${v}`);
+    this.ensure(8);
+    while (v >= 0x80) {
+      this.buf[this.pos++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    this.buf[this.pos++] = v;
+  }
+  i64(v: bigint): void {
+    this.ensure(8);
+    this.buf.writeBigInt64BE(v, this.pos);
+    this.pos += 8;
+  }
+  bytes(b: Buffer): void {
+    this.uint(b.length);
+    this.ensure(b.length);
+    b.copy(this.buf, this.pos);
+    this.pos += b.length;
+  }
+  raw(b: Buffer): void {
+    this.ensure(b.length);
+    b.copy(this.buf, this.pos);
+    this.pos += b.length;
+  }
+  finish(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.pos));
+  }
+}
+
+const corrupt = () => Errors.invalidArgument('nestcd: mvcc: corrupt snapshot');
+
+export class Reader {
+  private pos = 0;
+  constructor(private readonly buf: Buffer) {}
+  get done(): boolean {
+    return this.pos >= this.buf.length;
+  }
+  uint(): number {
+    let v = 0;
+    let mul = 1;
+    for (;;) {
+      if (this.pos >= this.buf.length) throw corrupt();
+      const b = this.buf[this.pos++];
+      v += (b & 0x7f) * mul;
+      if (b < 0x80) break;
+      mul *= 0x80;
+      if (mul > 2 ** 56) throw corrupt();
+    }
+    return v;
+  }
+  i64(): bigint {
+    if (this.pos + 8 > this.buf.length) throw corrupt();
+    const v = this.buf.readBigInt64BE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+  bytes(): Buffer {
+    const n = this.uint();
+    if (this.pos + n > this.buf.length) throw corrupt();
+    const b = Buffer.from(this.buf.subarray(this.pos, this.pos + n)); // copy: do not pin the snapshot buffer
+    this.pos += n;
+    return b;
+  }
+  raw(n: number): Buffer {
+    if (this.pos + n > this.buf.length) throw corrupt();
+    const b = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return b;
+  }
+}
+
+export { corrupt as corruptSnapshot };

@@ -1,0 +1,937 @@
+// The MVCC keyspace of etcd 3.4 as a deterministic in-memory engine: a B+ tree of keys (latin1 strings of the
+// key bytes, so string order is byte order), each holding its revisions; an event history indexed by revision
+// for watch catch-up; leases; synced/unsynced watchers.
+import BTree from 'sorted-btree';
+import { crc32 } from 'node:zlib';
+import { Errors } from '@nestcd/errors';
+import { Reader, Writer, corruptSnapshot } from './codec';
+import {
+  type Command,
+  type CommandResult,
+  type Compare,
+  CompareResult,
+  CompareTarget,
+  type CompactionRequest,
+  type CompactionResponse,
+  type DeleteRangeRequest,
+  type DeleteRangeResponse,
+  type Event,
+  EventType,
+  type KeyValue,
+  type LeaseGrantRequest,
+  type LeaseGrantResponse,
+  type LeaseRevokeRequest,
+  type LeaseRevokeResponse,
+  type LeaseTimeToLiveResponse,
+  type PutRequest,
+  type PutResponse,
+  type RangeRequest,
+  type RangeResponse,
+  type ResponseOp,
+  SortOrder,
+  SortTarget,
+  type TxnRequest,
+  type TxnResponse,
+} from './types';
+import { checkKeyed, checkPut, validateTxn } from './validate';
+import { RangeKind, type WatchOptions, type WatchSink, type Watcher, type WatcherHost, WatcherImpl } from './watch';
+
+export interface MvccOptions {
+  /** ms, injected (default Date.now); used only for lease expiry bookkeeping. */
+  clock?: () => number;
+  /** seconds, default 2 (etcd: ceil(1.5 * election timeout)). */
+  minLeaseTtl?: number;
+  /** how watcher catch-up passes are scheduled; default setImmediate. */
+  schedule?: (fn: () => void) => void;
+  /** called when a watch sink or onCompacted callback throws (the watcher is then cancelled). Default: ignore. */
+  onWatchError?: (err: unknown, watcherId: number) => void;
+}
+
+/** etcd's MaxLeaseTTL. */
+export const MAX_LEASE_TTL = 9_000_000_000;
+/** at most this many events per catch-up sink call (a single revision is never split). */
+export const WATCH_BATCH_MAX_EVENTS = 1000;
+/** at most this many history revisions scanned per watcher per catch-up pass. */
+const WATCH_SCAN_MAX_REVS = 10_000;
+const REC_OVERHEAD = 64;
+const LEASE_OVERHEAD = 64;
+const SNAPSHOT_MAGIC = Buffer.from('NCDMVCC1', 'latin1');
+
+const EMPTY = Buffer.alloc(0);
+const cmpStr = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const latin1 = (b: Buffer): string => b.toString('latin1');
+
+/** One revision of one key. kv.version === 0 marks a tombstone (kv is then the DELETE event's kv). */
+interface Rec {
+  kv: KeyValue;
+  sub: number;
+}
+interface KeyIdx {
+  key: Buffer;
+  recs: Rec[];
+}
+/** An event as kept in the history; prevKv is the key's previous live kv (state at revision - 1). */
+interface HistEvent {
+  type: EventType;
+  kv: KeyValue;
+  prevKv: KeyValue | undefined;
+  ks: string;
+  sub: number;
+}
+interface LeaseState {
+  id: bigint;
+  ttl: number;
+  expiry: number;
+  keys: Set<string>;
+}
+
+/** A write in progress: one main revision, sub-revisions in order of change. */
+class WriteCtx {
+  sub = 0;
+  readonly events: HistEvent[] = [];
+  bytes = 0;
+  constructor(readonly rev: number) {}
+  /** the revision reads inside this write see (etcd: beginRev, +1 once something changed). */
+  get readRev(): number {
+    return this.events.length > 0 ? this.rev : this.rev - 1;
+  }
+}
+
+const recSize = (kv: KeyValue): number => kv.key.length + kv.value.length + REC_OVERHEAD;
+
+const copyKv = (kv: KeyValue, keysOnly = false): KeyValue => ({
+  key: kv.key,
+  createRevision: kv.createRevision,
+  modRevision: kv.modRevision,
+  version: kv.version,
+  value: keysOnly ? EMPTY : kv.value,
+  lease: kv.lease,
+});
+
+/** index of the last rec with modRevision <= rev, or -1. */
+function lastAtOrBelow(recs: Rec[], rev: number): number {
+  const n = recs.length;
+  if (n === 0) return -1;
+  if (recs[n - 1].kv.modRevision <= rev) return n - 1;
+  let lo = 0;
+  let hi = n - 1; // recs[hi] > rev
+  if (recs[0].kv.modRevision > rev) return -1;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >>> 1;
+    if (recs[mid].kv.modRevision <= rev) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function liveAt(idx: KeyIdx, rev: number): KeyValue | undefined {
+  const i = lastAtOrBelow(idx.recs, rev);
+  if (i < 0) return undefined;
+  const kv = idx.recs[i].kv;
+  return kv.version === 0 ? undefined : kv;
+}
+
+function liveLatest(idx: KeyIdx | undefined): KeyValue | undefined {
+  if (!idx || idx.recs.length === 0) return undefined;
+  const kv = idx.recs[idx.recs.length - 1].kv;
+  return kv.version === 0 ? undefined : kv;
+}
+
+function cmpNum(a: number, b: number): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function compareKV(c: Compare, kv: KeyValue): boolean {
+  let r: number;
+  switch (c.target) {
+    case CompareTarget.VALUE:
+      r = Buffer.compare(kv.value, c.value ?? EMPTY);
+      break;
+    case CompareTarget.CREATE:
+      r = cmpNum(kv.createRevision, c.createRevision ?? 0);
+      break;
+    case CompareTarget.MOD:
+      r = cmpNum(kv.modRevision, c.modRevision ?? 0);
+      break;
+    case CompareTarget.VERSION:
+      r = cmpNum(kv.version, c.version ?? 0);
+      break;
+    case CompareTarget.LEASE: {
+      const l = c.lease ?? 0n;
+      r = kv.lease < l ? -1 : kv.lease > l ? 1 : 0;
+      break;
+    }
+    default:
+      r = 0;
+  }
+  switch (c.result) {
+    case CompareResult.EQUAL:
+      return r === 0;
+    case CompareResult.NOT_EQUAL:
+      return r !== 0;
+    case CompareResult.GREATER:
+      return r > 0;
+    case CompareResult.LESS:
+      return r < 0;
+    default:
+      return true;
+  }
+}
+
+const ZERO_KV: KeyValue = { key: EMPTY, createRevision: 0, modRevision: 0, version: 0, value: EMPTY, lease: 0n };
+
+const sorters: Record<SortTarget, (a: KeyValue, b: KeyValue) => number> = {
+  [SortTarget.KEY]: (a, b) => Buffer.compare(a.key, b.key),
+  [SortTarget.VERSION]: (a, b) => a.version - b.version,
+  [SortTarget.CREATE]: (a, b) => a.createRevision - b.createRevision,
+  [SortTarget.MOD]: (a, b) => a.modRevision - b.modRevision,
+  [SortTarget.VALUE]: (a, b) => Buffer.compare(a.value, b.value),
+};
+
+/** Walks the DFS-ordered compare path of a txn and its nested txns (etcd's txnPath). */
+interface PathCursor {
+  path: boolean[];
+  i: number;
+}
+
+export class MvccStore implements WatcherHost {
+  private readonly clock: () => number;
+  private readonly minLeaseTtl: number;
+  private readonly schedule: (fn: () => void) => void;
+  private readonly onWatchError: (err: unknown, watcherId: number) => void;
+
+  private tree = new BTree<string, KeyIdx>(undefined, cmpStr);
+  private rev = 1;
+  private compactRev = 0;
+  /** history[r - histBase] = events of revision r, for r in [histBase, rev]. */
+  private history: HistEvent[][] = [[]];
+  private histBase = 1;
+  private size = 0;
+  private readonly leases = new Map<bigint, LeaseState>();
+
+  // watchers
+  private nextWatchId = 1;
+  private readonly syncedSingle = new Map<string, Set<WatcherImpl>>();
+  private readonly syncedRange = new Set<WatcherImpl>();
+  private syncedCount = 0;
+  private readonly unsynced = new Set<WatcherImpl>();
+  private passScheduled = false;
+  private notifying = false;
+  private readonly pendingNotify: Array<[number, HistEvent[]]> = [];
+
+  constructor(opts: MvccOptions = {}) {
+    this.clock = opts.clock ?? Date.now;
+    this.minLeaseTtl = opts.minLeaseTtl ?? 2;
+    this.schedule = opts.schedule ?? ((fn) => void setImmediate(fn));
+    this.onWatchError = opts.onWatchError ?? (() => undefined);
+  }
+
+  get currentRevision(): number {
+    return this.rev;
+  }
+
+  get compactRevision(): number {
+    return this.compactRev;
+  }
+
+  // ------------------------------------------------------------------ apply
+
+  apply(cmd: Command): CommandResult {
+    if ('put' in cmd && cmd.put) return this.applyPut(cmd.put);
+    if ('deleteRange' in cmd && cmd.deleteRange) return this.applyDelete(cmd.deleteRange);
+    if ('txn' in cmd && cmd.txn) return this.applyTxn(cmd.txn);
+    if ('compaction' in cmd && cmd.compaction) return this.applyCompaction(cmd.compaction);
+    if ('leaseGrant' in cmd && cmd.leaseGrant) return this.applyLeaseGrant(cmd.leaseGrant);
+    if ('leaseRevoke' in cmd && cmd.leaseRevoke) return this.applyLeaseRevoke(cmd.leaseRevoke);
+    throw Errors.invalidArgument('nestcd: mvcc: unknown command');
+  }
+
+  private applyPut(p: PutRequest): PutResponse {
+    checkPut(p);
+    const lease = p.lease ?? 0n;
+    if (lease !== 0n && !this.leases.has(lease)) throw Errors.leaseNotFound();
+    if ((p.ignoreValue || p.ignoreLease) && !liveLatest(this.tree.get(latin1(p.key)))) throw Errors.keyNotFound();
+    const ctx = new WriteCtx(this.rev + 1);
+    const resp = this.execPut(ctx, p);
+    this.commit(ctx);
+    return resp;
+  }
+
+  private applyDelete(d: DeleteRangeRequest): DeleteRangeResponse {
+    checkKeyed(d);
+    const ctx = new WriteCtx(this.rev + 1);
+    const resp = this.execDelete(ctx, d);
+    this.commit(ctx);
+    return resp;
+  }
+
+  private applyTxn(rt: TxnRequest): TxnResponse {
+    validateTxn(rt, Infinity);
+    const path: boolean[] = [];
+    this.comparePath(rt, path);
+    // check everything on the chosen path first (puts, then ranges, like etcd), so a failing txn changes nothing
+    this.checkTxn(rt, { path, i: 0 }, true);
+    this.checkTxn(rt, { path, i: 0 }, false);
+    const ctx = new WriteCtx(this.rev + 1);
+    const resp = this.execTxn(ctx, rt, { path, i: 0 });
+    resp.revision = ctx.readRev;
+    this.commit(ctx);
+    return resp;
+  }
+
+  private applyCompaction(c: CompactionRequest): CompactionResponse {
+    const rev = c.revision;
+    if (!(rev > this.compactRev)) throw Errors.compacted();
+    if (rev > this.rev) throw Errors.futureRev();
+    this.compactRev = rev;
+    // keyspace: per key keep the newest revision <= rev (unless a tombstone) and everything newer
+    this.tree.editAll((_ks, idx) => {
+      const recs = idx.recs;
+      const i = lastAtOrBelow(recs, rev);
+      if (i < 0) return;
+      const drop = recs[i].kv.version === 0 ? i + 1 : i;
+      if (drop === 0) return;
+      for (let j = 0; j < drop; j++) this.size -= recSize(recs[j].kv);
+      if (drop === recs.length) return { delete: true };
+      idx.recs = recs.slice(drop);
+      return;
+    });
+    // history: drop revisions < rev; at rev itself only what the keyspace kept (puts, no prevKv)
+    if (rev > this.histBase) {
+      this.history.splice(0, rev - this.histBase);
+      this.histBase = rev;
+      this.history[0] = this.history[0]
+        .filter((e) => e.type === EventType.PUT)
+        .map((e) => (e.prevKv ? { ...e, prevKv: undefined } : e));
+    }
+    if (this.unsynced.size > 0) this.schedulePass();
+    return { revision: this.rev };
+  }
+
+  private applyLeaseGrant(g: LeaseGrantRequest): LeaseGrantResponse {
+    if (g.id === 0n) throw Errors.leaseNotFound();
+    if (g.ttl > MAX_LEASE_TTL) throw Errors.leaseTTLTooLarge();
+    if (this.leases.has(g.id)) throw Errors.leaseExist();
+    const ttl = Math.max(g.ttl, this.minLeaseTtl);
+    this.leases.set(g.id, { id: g.id, ttl, expiry: this.clock() + ttl * 1000, keys: new Set() });
+    return { revision: this.rev, id: g.id, ttl };
+  }
+
+  private applyLeaseRevoke(r: LeaseRevokeRequest): LeaseRevokeResponse {
+    const l = this.leases.get(r.id);
+    if (!l) throw Errors.leaseNotFound();
+    const keys = [...l.keys].sort(cmpStr);
+    const ctx = new WriteCtx(this.rev + 1);
+    for (const ks of keys) {
+      const idx = this.tree.get(ks);
+      if (idx) this.deleteKey(ctx, ks, idx);
+    }
+    this.leases.delete(r.id);
+    this.commit(ctx);
+    return { revision: this.rev };
+  }
+
+  // ------------------------------------------------------------------ write execution
+
+  private execPut(ctx: WriteCtx, p: PutRequest): PutResponse {
+    const ks = latin1(p.key);
+    let idx = this.tree.get(ks);
+    const prev = liveLatest(idx);
+    const value = p.ignoreValue ? prev!.value : Buffer.from(p.value ?? EMPTY);
+    const lease = p.ignoreLease ? prev!.lease : (p.lease ?? 0n);
+    if (!idx) {
+      idx = { key: Buffer.from(ks, 'latin1'), recs: [] };
+      this.tree.set(ks, idx);
+    }
+    const kv: KeyValue = {
+      key: idx.key,
+      createRevision: prev ? prev.createRevision : ctx.rev,
+      modRevision: ctx.rev,
+      version: prev ? prev.version + 1 : 1,
+      value,
+      lease,
+    };
+    const sub = ctx.sub++;
+    idx.recs.push({ kv, sub });
+    ctx.bytes += recSize(kv);
+    if (prev && prev.lease !== 0n) this.leases.get(prev.lease)?.keys.delete(ks);
+    if (lease !== 0n) this.leases.get(lease)?.keys.add(ks);
+    ctx.events.push({ type: EventType.PUT, kv, prevKv: prev, ks, sub });
+    const resp: PutResponse = { revision: ctx.rev };
+    if (p.prevKv && prev) resp.prevKv = copyKv(prev);
+    return resp;
+  }
+
+  private deleteKey(ctx: WriteCtx, ks: string, idx: KeyIdx): KeyValue | undefined {
+    const prev = liveLatest(idx);
+    if (!prev) return undefined;
+    const kv: KeyValue = { key: idx.key, createRevision: 0, modRevision: ctx.rev, version: 0, value: EMPTY, lease: 0n };
+    const sub = ctx.sub++;
+    idx.recs.push({ kv, sub });
+    ctx.bytes += recSize(kv);
+    if (prev.lease !== 0n) this.leases.get(prev.lease)?.keys.delete(ks);
+    ctx.events.push({ type: EventType.DELETE, kv, prevKv: prev, ks, sub });
+    return prev;
+  }
+
+  private execDelete(ctx: WriteCtx, d: DeleteRangeRequest): DeleteRangeResponse {
+    const targets: Array<[string, KeyIdx]> = [];
+    this.forEachKey(d.key, d.rangeEnd, (ks, idx) => {
+      if (liveLatest(idx)) targets.push([ks, idx]);
+    });
+    const prevKvs: KeyValue[] = [];
+    for (const [ks, idx] of targets) {
+      const prev = this.deleteKey(ctx, ks, idx);
+      if (d.prevKv && prev) prevKvs.push(copyKv(prev));
+    }
+    return { revision: ctx.readRev, deleted: targets.length, prevKvs };
+  }
+
+  private comparePath(rt: TxnRequest, path: boolean[]): void {
+    const ok = (rt.compare ?? []).every((c) => this.applyCompare(c));
+    path.push(ok);
+    for (const op of (ok ? rt.success : rt.failure) ?? []) {
+      if ('requestTxn' in op && op.requestTxn) this.comparePath(op.requestTxn, path);
+    }
+  }
+
+  private applyCompare(c: Compare): boolean {
+    const { kvs } = this.rangeKeys(c.key, c.rangeEnd, this.rev, 0, false);
+    if (kvs.length === 0) {
+      // nil == empty in gRPC: a value compare on a missing key always fails
+      if (c.target === CompareTarget.VALUE) return false;
+      return compareKV(c, ZERO_KV);
+    }
+    for (const kv of kvs) if (!compareKV(c, kv)) return false;
+    return true;
+  }
+
+  /** etcd's checkRequests with checkRequestPut (puts=true) or checkRequestRange, against the pre-txn state. */
+  private checkTxn(rt: TxnRequest, cur: PathCursor, puts: boolean): void {
+    const ok = cur.path[cur.i++];
+    for (const op of (ok ? rt.success : rt.failure) ?? []) {
+      if ('requestTxn' in op && op.requestTxn) {
+        this.checkTxn(op.requestTxn, cur, puts);
+      } else if (puts && 'requestPut' in op && op.requestPut) {
+        const p = op.requestPut;
+        if ((p.ignoreValue || p.ignoreLease) && !liveLatest(this.tree.get(latin1(p.key)))) throw Errors.keyNotFound();
+        const lease = p.lease ?? 0n;
+        if (lease !== 0n && !this.leases.has(lease)) throw Errors.leaseNotFound();
+      } else if (!puts && 'requestRange' in op && op.requestRange) {
+        const rev = op.requestRange.revision ?? 0;
+        if (rev === 0) continue;
+        if (rev > this.rev) throw Errors.futureRev();
+        if (rev < this.compactRev) throw Errors.compacted();
+      }
+    }
+  }
+
+  private execTxn(ctx: WriteCtx, rt: TxnRequest, cur: PathCursor): TxnResponse {
+    const ok = cur.path[cur.i++];
+    const responses: ResponseOp[] = [];
+    for (const op of (ok ? rt.success : rt.failure) ?? []) {
+      if ('requestRange' in op && op.requestRange) {
+        responses.push({ responseRange: this.doRange(op.requestRange, ctx.readRev) });
+      } else if ('requestPut' in op && op.requestPut) {
+        responses.push({ responsePut: this.execPut(ctx, op.requestPut) });
+      } else if ('requestDeleteRange' in op && op.requestDeleteRange) {
+        responses.push({ responseDeleteRange: this.execDelete(ctx, op.requestDeleteRange) });
+      } else if ('requestTxn' in op && op.requestTxn) {
+        // etcd 3.4 leaves the header of nested txn responses empty: revision 0
+        responses.push({ responseTxn: this.execTxn(ctx, op.requestTxn, cur) });
+      }
+    }
+    return { revision: 0, succeeded: ok, responses };
+  }
+
+  private commit(ctx: WriteCtx): void {
+    if (ctx.events.length === 0) return;
+    this.rev = ctx.rev;
+    this.history.push(ctx.events);
+    this.size += ctx.bytes;
+    this.notify(ctx.rev, ctx.events);
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  range(req: RangeRequest): RangeResponse {
+    checkKeyed(req);
+    return this.doRange(req, this.rev);
+  }
+
+  /** Visits keys of the range in byte order; f returns true to stop. */
+  private forEachKey(key: Buffer, rangeEnd: Buffer | undefined, f: (ks: string, idx: KeyIdx) => boolean | void): void {
+    const ks = latin1(key);
+    if (!rangeEnd || rangeEnd.length === 0) {
+      const idx = this.tree.get(ks);
+      if (idx) f(ks, idx);
+      return;
+    }
+    let hi: string;
+    let incl: boolean;
+    if (rangeEnd.length === 1 && rangeEnd[0] === 0) {
+      const max = this.tree.maxKey();
+      if (max === undefined || max < ks) return;
+      hi = max;
+      incl = true;
+    } else {
+      hi = latin1(rangeEnd);
+      if (hi <= ks) return;
+      incl = false;
+    }
+    this.tree.forRange(ks, hi, incl, (k, v) => (f(k, v) ? { break: true } : undefined));
+  }
+
+  /** mvcc rangeKeys: live kvs of the range at rev (internal objects), up to limit (0 = all), and the full count. */
+  private rangeKeys(key: Buffer, end: Buffer | undefined, rev: number, limit: number, countOnly: boolean) {
+    const kvs: KeyValue[] = [];
+    let count = 0;
+    const latest = rev >= this.rev;
+    this.forEachKey(key, end, (_ks, idx) => {
+      const kv = latest ? liveLatestAtOrBelow(idx, rev) : liveAt(idx, rev);
+      if (!kv) return;
+      count++;
+      if (!countOnly && (limit <= 0 || kvs.length < limit)) kvs.push(kv);
+    });
+    return { kvs, count };
+  }
+
+  /** etcd's applierV3backend.Range over a view whose current revision is curRev. */
+  private doRange(r: RangeRequest, curRev: number): RangeResponse {
+    let rev = r.revision ?? 0;
+    if (rev > curRev) throw Errors.futureRev();
+    if (rev <= 0) rev = curRev;
+    if (rev < this.compactRev) throw Errors.compacted();
+
+    const sortOrder = r.sortOrder ?? SortOrder.NONE;
+    const sortTarget = r.sortTarget ?? SortTarget.KEY;
+    const minMod = r.minModRevision ?? 0;
+    const maxMod = r.maxModRevision ?? 0;
+    const minCreate = r.minCreateRevision ?? 0;
+    const maxCreate = r.maxCreateRevision ?? 0;
+    const reqLimit = r.limit ?? 0;
+    let limit = reqLimit;
+    if (sortOrder !== SortOrder.NONE || minMod !== 0 || maxMod !== 0 || minCreate !== 0 || maxCreate !== 0) limit = 0;
+    if (limit > 0) limit++;
+
+    const res = this.rangeKeys(r.key, r.rangeEnd, rev, limit, !!r.countOnly);
+    let kvs = res.kvs;
+    if (maxMod !== 0) kvs = kvs.filter((kv) => !(kv.modRevision > maxMod));
+    if (minMod !== 0) kvs = kvs.filter((kv) => !(kv.modRevision < minMod));
+    if (maxCreate !== 0) kvs = kvs.filter((kv) => !(kv.createRevision > maxCreate));
+    if (minCreate !== 0) kvs = kvs.filter((kv) => !(kv.createRevision < minCreate));
+
+    let order = sortOrder;
+    if (sortTarget !== SortTarget.KEY && order === SortOrder.NONE) order = SortOrder.ASCEND;
+    if (order !== SortOrder.NONE) {
+      const cmp = sorters[sortTarget] ?? sorters[SortTarget.KEY];
+      if (kvs === res.kvs) kvs = kvs.slice();
+      if (order === SortOrder.DESCEND) kvs.sort((a, b) => cmp(b, a));
+      else kvs.sort(cmp);
+    }
+    let more = false;
+    if (reqLimit > 0 && kvs.length > reqLimit) {
+      kvs = kvs.slice(0, reqLimit);
+      more = true;
+    }
+    const keysOnly = !!r.keysOnly;
+    return { revision: curRev, kvs: kvs.map((kv) => copyKv(kv, keysOnly)), more, count: res.count };
+  }
+
+  // ------------------------------------------------------------------ leases (local, not replicated)
+
+  leaseKeepAlive(id: bigint): number {
+    const l = this.leases.get(id);
+    const now = this.clock();
+    // an expired lease is on its way to being revoked: etcd answers not found
+    if (!l || l.expiry <= now) throw Errors.leaseNotFound();
+    l.expiry = now + l.ttl * 1000;
+    return l.ttl;
+  }
+
+  leaseTimeToLive(id: bigint, withKeys: boolean): LeaseTimeToLiveResponse {
+    const l = this.leases.get(id);
+    if (!l) return { revision: this.rev, id, ttl: -1, grantedTtl: 0, keys: [] };
+    const ttl = Math.max(0, Math.floor((l.expiry - this.clock()) / 1000));
+    const keys = withKeys ? [...l.keys].sort(cmpStr).map((k) => Buffer.from(k, 'latin1')) : [];
+    return { revision: this.rev, id, ttl, grantedTtl: l.ttl, keys };
+  }
+
+  /** all leases, soonest expiry first (ties by id), as etcd's Leases(). */
+  leaseList(): bigint[] {
+    return [...this.leases.values()].sort(byExpiry).map((l) => l.id);
+  }
+
+  /** leases whose expiry <= clock(), soonest first; the server then applies leaseRevoke for each. */
+  expiredLeases(): bigint[] {
+    const now = this.clock();
+    const out: LeaseState[] = [];
+    for (const l of this.leases.values()) if (l.expiry <= now) out.push(l);
+    return out.sort(byExpiry).map((l) => l.id);
+  }
+
+  hasLease(id: bigint): boolean {
+    return this.leases.has(id);
+  }
+
+  /** re-arms every lease with its full TTL from clock() (etcd does this when a member becomes leader). */
+  renewAllLeases(): void {
+    const now = this.clock();
+    for (const l of this.leases.values()) l.expiry = now + l.ttl * 1000;
+  }
+
+  // ------------------------------------------------------------------ watches
+
+  watch(opts: WatchOptions, sink: WatchSink, onCompacted: (compactRevision: number) => void): Watcher {
+    const ks = latin1(opts.key ?? EMPTY);
+    let kind = RangeKind.Single;
+    let es = '';
+    if (opts.rangeEnd && opts.rangeEnd.length > 0) {
+      if (opts.rangeEnd.length === 1 && opts.rangeEnd[0] === 0) kind = RangeKind.FromKey;
+      else {
+        kind = RangeKind.Range;
+        es = latin1(opts.rangeEnd);
+      }
+    }
+    const w = new WatcherImpl(
+      this.nextWatchId++,
+      this,
+      ks,
+      kind,
+      es,
+      !!opts.prevKv,
+      !!opts.noPut,
+      !!opts.noDelete,
+      sink,
+      onCompacted,
+    );
+    const start = opts.startRevision ?? 0;
+    if (start <= 0 || start > this.rev) {
+      w.nextRev = Math.max(this.rev + 1, start);
+      this.addSynced(w);
+    } else {
+      w.nextRev = start;
+      this.unsynced.add(w);
+      this.schedulePass();
+    }
+    return w;
+  }
+
+  /** @internal */
+  cancelWatcher(w: WatcherImpl): void {
+    if (w.cancelled) return;
+    w.cancelled = true;
+    if (w._synced) this.removeSynced(w);
+    else this.unsynced.delete(w);
+  }
+
+  /** @internal */
+  resumeWatcher(w: WatcherImpl): void {
+    if (w.cancelled || !w.paused) return;
+    w.paused = false;
+    this.schedulePass();
+  }
+
+  /** number of watchers (synced, unsynced). */
+  watcherCounts(): { synced: number; unsynced: number } {
+    return { synced: this.syncedCount, unsynced: this.unsynced.size };
+  }
+
+  private addSynced(w: WatcherImpl): void {
+    w._synced = true;
+    this.syncedCount++;
+    if (w.kind === RangeKind.Single) {
+      let set = this.syncedSingle.get(w.ks);
+      if (!set) this.syncedSingle.set(w.ks, (set = new Set()));
+      set.add(w);
+    } else {
+      this.syncedRange.add(w);
+    }
+  }
+
+  private removeSynced(w: WatcherImpl): void {
+    w._synced = false;
+    this.syncedCount--;
+    if (w.kind === RangeKind.Single) {
+      const set = this.syncedSingle.get(w.ks);
+      if (set) {
+        set.delete(w);
+        if (set.size === 0) this.syncedSingle.delete(w.ks);
+      }
+    } else {
+      this.syncedRange.delete(w);
+    }
+  }
+
+  private toEvent(w: WatcherImpl, e: HistEvent): Event {
+    return w.prevKv && e.prevKv ? { type: e.type, kv: e.kv, prevKv: e.prevKv } : { type: e.type, kv: e.kv };
+  }
+
+  private wants(w: WatcherImpl, e: HistEvent): boolean {
+    return e.type === EventType.PUT ? !w.noPut : !w.noDelete;
+  }
+
+  /** calls the sink; false = backed up. A throwing sink cancels its watcher. */
+  private callSink(w: WatcherImpl, evs: Event[], rev: number): boolean {
+    try {
+      return w.sink(evs, rev) !== false;
+    } catch (err) {
+      this.cancelWatcher(w);
+      this.onWatchError(err, w.id);
+      return true;
+    }
+  }
+
+  private notify(rev: number, events: HistEvent[]): void {
+    if (this.syncedCount === 0) return;
+    if (this.notifying) {
+      // a sink applied a write: deliver it after the current revision, in order
+      this.pendingNotify.push([rev, events]);
+      return;
+    }
+    this.notifying = true;
+    try {
+      this.deliverLive(rev, events);
+      while (this.pendingNotify.length > 0) {
+        const [r, e] = this.pendingNotify.shift()!;
+        this.deliverLive(r, e);
+      }
+    } finally {
+      this.notifying = false;
+    }
+  }
+
+  private deliverLive(rev: number, events: HistEvent[]): void {
+    if (this.syncedCount === 0) return;
+    const per = new Map<WatcherImpl, Event[]>();
+    const add = (w: WatcherImpl, e: HistEvent) => {
+      if (rev < w.nextRev || !this.wants(w, e)) return;
+      let list = per.get(w);
+      if (!list) per.set(w, (list = []));
+      list.push(this.toEvent(w, e));
+    };
+    const hasRange = this.syncedRange.size > 0;
+    for (const e of events) {
+      const set = this.syncedSingle.get(e.ks);
+      if (set) for (const w of set) add(w, e);
+      if (hasRange) for (const w of this.syncedRange) if (w.matches(e.ks)) add(w, e);
+    }
+    for (const [w, evs] of per) {
+      if (!w._synced || w.cancelled || rev < w.nextRev) continue;
+      w.nextRev = rev + 1;
+      if (!this.callSink(w, evs, rev) && w._synced && !w.cancelled) {
+        // backed up: park it in the unsynced set; it catches up from history after resume()
+        this.removeSynced(w);
+        w.paused = true;
+        this.unsynced.add(w);
+      }
+    }
+  }
+
+  private schedulePass(): void {
+    if (this.passScheduled) return;
+    this.passScheduled = true;
+    this.schedule(() => {
+      this.passScheduled = false;
+      this.runPass();
+    });
+  }
+
+  /** One catch-up pass: compacted watchers are told and dropped; each active unsynced watcher gets one batch. */
+  private runPass(): void {
+    let again = false;
+    for (const w of [...this.unsynced]) {
+      if (w.cancelled || w._synced) continue;
+      if (w.nextRev < this.compactRev) {
+        this.unsynced.delete(w);
+        w.cancelled = true;
+        try {
+          w.onCompacted(this.compactRev);
+        } catch (err) {
+          this.onWatchError(err, w.id);
+        }
+        continue;
+      }
+      if (w.paused) continue;
+      this.catchUp(w);
+      if (!w._synced && !w.paused && !w.cancelled) again = true;
+    }
+    if (again) this.schedulePass();
+  }
+
+  private catchUp(w: WatcherImpl): void {
+    const cur = this.rev;
+    let r = w.nextRev;
+    const evs: Event[] = [];
+    let scanned = 0;
+    const tmp: Event[] = [];
+    while (r <= cur && scanned < WATCH_SCAN_MAX_REVS) {
+      const hes = this.history[r - this.histBase];
+      tmp.length = 0;
+      for (const e of hes) if (w.matches(e.ks) && this.wants(w, e)) tmp.push(this.toEvent(w, e));
+      if (evs.length > 0 && evs.length + tmp.length > WATCH_BATCH_MAX_EVENTS) break;
+      for (const e of tmp) evs.push(e);
+      r++;
+      scanned++;
+      if (evs.length >= WATCH_BATCH_MAX_EVENTS) break;
+    }
+    w.nextRev = r;
+    if (evs.length > 0 && !this.callSink(w, evs, cur)) {
+      if (!w.cancelled) w.paused = true;
+      return;
+    }
+    if (!w.cancelled && !w.paused && !w._synced && w.nextRev > this.rev) {
+      this.unsynced.delete(w);
+      this.addSynced(w);
+    }
+  }
+
+  // ------------------------------------------------------------------ integrity, size, snapshots
+
+  /**
+   * crc32 over every key revision <= revision that a compaction at `revision` would keep or that is newer than
+   * the compact revision (etcd's HashByRev rule, including its "keep set empty" quirk). revision <= 0: current.
+   */
+  hashKV(revision: number): { hash: number; compactRevision: number; revision: number } {
+    if (revision > 0 && revision <= this.compactRev) throw Errors.compacted();
+    if (revision > 0 && revision > this.rev) throw Errors.futureRev();
+    const at = revision > 0 ? revision : this.rev;
+    let keepNonEmpty = false;
+    this.tree.forEachPair((_k, idx) => {
+      if (liveAt(idx, at)) {
+        keepNonEmpty = true;
+        return { break: true };
+      }
+      return undefined;
+    });
+    const hdr = Buffer.alloc(8 * 5 + 4);
+    let h = crc32(Buffer.from('key', 'latin1'));
+    const compactRev = this.compactRev;
+    this.tree.forEachPair((_k, idx) => {
+      const recs = idx.recs;
+      const last = lastAtOrBelow(recs, at);
+      if (last < 0) return;
+      const keepIdx = recs[last].kv.version !== 0 ? last : -1;
+      for (let j = 0; j <= last; j++) {
+        const { kv, sub } = recs[j];
+        if (kv.modRevision <= compactRev && keepNonEmpty && j !== keepIdx) continue;
+        hdr.writeDoubleBE(kv.modRevision, 0);
+        hdr.writeDoubleBE(sub, 8);
+        hdr.writeDoubleBE(kv.createRevision, 16);
+        hdr.writeDoubleBE(kv.version, 24);
+        hdr.writeBigInt64BE(kv.lease, 32);
+        hdr.writeUInt32BE(kv.key.length, 40);
+        h = crc32(hdr, h);
+        h = crc32(kv.key, h);
+        h = crc32(kv.value, h);
+      }
+    });
+    return { hash: h >>> 0, compactRevision: compactRev, revision: this.rev };
+  }
+
+  /** approximate bytes held (keys + values + per-revision and per-lease overhead). */
+  dbSize(): number {
+    return this.size + this.leases.size * LEASE_OVERHEAD;
+  }
+
+  /** Binary encoding of the whole state: revisions, every key revision kept, leases (id + granted TTL). */
+  snapshot(): Buffer {
+    const w = new Writer(Math.max(1 << 12, Math.min(this.size + 1024, 1 << 26)));
+    w.raw(SNAPSHOT_MAGIC);
+    w.uint(this.rev);
+    w.uint(this.compactRev);
+    const leases = [...this.leases.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    w.uint(leases.length);
+    for (const l of leases) {
+      w.i64(l.id);
+      w.uint(l.ttl);
+    }
+    w.uint(this.tree.size);
+    this.tree.forEachPair((_k, idx) => {
+      w.bytes(idx.key);
+      w.uint(idx.recs.length);
+      for (const { kv, sub } of idx.recs) {
+        w.uint(kv.modRevision);
+        w.uint(sub);
+        w.uint(kv.version);
+        if (kv.version !== 0) {
+          w.uint(kv.createRevision);
+          w.i64(kv.lease);
+          w.bytes(kv.value);
+        }
+      }
+    });
+    return w.finish();
+  }
+
+  /** exact inverse of snapshot(); leases are re-armed with their full TTL from clock(). */
+  static restore(buf: Buffer, opts?: MvccOptions): MvccStore {
+    const s = new MvccStore(opts);
+    const r = new Reader(buf);
+    if (!r.raw(SNAPSHOT_MAGIC.length).equals(SNAPSHOT_MAGIC)) throw corruptSnapshot();
+    s.rev = r.uint();
+    s.compactRev = r.uint();
+    if (s.rev < 1 || s.compactRev > s.rev) throw corruptSnapshot();
+    const now = s.clock();
+    const nLeases = r.uint();
+    for (let i = 0; i < nLeases; i++) {
+      const id = r.i64();
+      const ttl = r.uint();
+      s.leases.set(id, { id, ttl, expiry: now + ttl * 1000, keys: new Set() });
+    }
+    s.histBase = Math.max(1, s.compactRev);
+    const buckets: HistEvent[][] = Array.from({ length: s.rev - s.histBase + 1 }, () => []);
+    const nKeys = r.uint();
+    const pairs: [string, KeyIdx][] = [];
+    for (let i = 0; i < nKeys; i++) {
+      const key = r.bytes();
+      const ks = latin1(key);
+      const n = r.uint();
+      const recs: Rec[] = [];
+      for (let j = 0; j < n; j++) {
+        const modRevision = r.uint();
+        const sub = r.uint();
+        const version = r.uint();
+        let kv: KeyValue;
+        if (version === 0) {
+          kv = { key, createRevision: 0, modRevision, version: 0, value: EMPTY, lease: 0n };
+        } else {
+          const createRevision = r.uint();
+          const lease = r.i64();
+          const value = r.bytes();
+          kv = { key, createRevision, modRevision, version, value, lease };
+        }
+        if (modRevision > s.rev || (j > 0 && modRevision < recs[j - 1].kv.modRevision)) throw corruptSnapshot();
+        recs.push({ kv, sub });
+        s.size += recSize(kv);
+        if (modRevision >= s.histBase) {
+          const prev = j > 0 && recs[j - 1].kv.version !== 0 ? recs[j - 1].kv : undefined;
+          const type = version === 0 ? EventType.DELETE : EventType.PUT;
+          buckets[modRevision - s.histBase].push({ type, kv, prevKv: prev, ks, sub });
+        }
+      }
+      if (n === 0) throw corruptSnapshot();
+      const last = recs[n - 1].kv;
+      if (last.version !== 0 && last.lease !== 0n) s.leases.get(last.lease)?.keys.add(ks);
+      pairs.push([ks, { key, recs }]);
+    }
+    if (!r.done) throw corruptSnapshot();
+    s.tree.setPairs(pairs);
+    for (const b of buckets) b.sort((a, c) => a.sub - c.sub);
+    s.history = buckets;
+    return s;
+  }
+}
+
+function byExpiry(a: LeaseState, b: LeaseState): number {
+  if (a.expiry !== b.expiry) return a.expiry - b.expiry;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/** fast path for reads at the newest revision: the last rec, unless it is newer than rev (in-flight txn). */
+function liveLatestAtOrBelow(idx: KeyIdx, rev: number): KeyValue | undefined {
+  const recs = idx.recs;
+  const kv = recs[recs.length - 1].kv;
+  if (kv.modRevision <= rev) return kv.version === 0 ? undefined : kv;
+  return liveAt(idx, rev);
+}
