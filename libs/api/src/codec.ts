@@ -153,18 +153,15 @@ export function deleteRangeResponseOut(r: DeleteRangeResponse, header: PbHeader)
   return { header, deleted: r.deleted, prevKvs: r.prevKvs.map(kvOut) };
 }
 
-/** Responses inside a txn carry a header with only their revision set, as etcd's do. */
-const innerHeader = (revision: number) => ({ revision }) as PbHeader;
-
-function responseOpOut(op: ResponseOp): object {
-  if ('responseRange' in op) return { responseRange: rangeResponseOut(op.responseRange, innerHeader(op.responseRange.revision)) };
-  if ('responsePut' in op) return { responsePut: putResponseOut(op.responsePut, innerHeader(op.responsePut.revision)) };
-  if ('responseDeleteRange' in op) {
-    return { responseDeleteRange: deleteRangeResponseOut(op.responseDeleteRange, innerHeader(op.responseDeleteRange.revision)) };
-  }
-  return { responseTxn: txnResponseOut(op.responseTxn, innerHeader(op.responseTxn.revision)) };
+/** Responses inside a txn carry a header with only the txn's revision set, as etcd's do. */
+function responseOpOut(op: ResponseOp, inner: PbHeader): object {
+  if ('responseRange' in op) return { responseRange: rangeResponseOut(op.responseRange, inner) };
+  if ('responsePut' in op) return { responsePut: putResponseOut(op.responsePut, inner) };
+  if ('responseDeleteRange' in op) return { responseDeleteRange: deleteRangeResponseOut(op.responseDeleteRange, inner) };
+  return { responseTxn: txnResponseOut(op.responseTxn, inner) };
 }
 
 export function txnResponseOut(r: TxnResponse, header: PbHeader): object {
-  return { header, succeeded: r.succeeded, responses: r.responses.map(responseOpOut) };
+  const inner = { revision: header.revision } as PbHeader;
+  return { header, succeeded: r.succeeded, responses: r.responses.map((op) => responseOpOut(op, inner)) };
 }

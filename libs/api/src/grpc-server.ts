@@ -5,20 +5,24 @@ import { leaseHandlers } from './lease.service';
 import { clusterHandlers, maintenanceHandlers } from './maintenance.service';
 import { serviceDefinition } from './proto';
 import { watchHandlers, WatchOptions } from './watch.service';
+import { FrontDoor, Http1Handler } from './front-door';
 
 /** etcd lets a gRPC message exceed --max-request-bytes by this much before grpc itself refuses it. */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
 
 export interface GrpcServerOptions extends WatchOptions {
   log?: (msg: string) => void;
+  /** Takes HTTP/1.x connections on the client port (see FrontDoor); without it they get a 404. */
+  http1Handler?: Http1Handler;
 }
 
 /** etcd's v3 services on grpc-js, bound to the member's client URLs. */
 export class EtcdGrpcServer {
   private readonly grpcServer: grpc.Server;
   readonly boundPorts: number[] = [];
+  private frontDoor?: FrontDoor;
 
-  constructor(private readonly server: EtcdServer, options: GrpcServerOptions = {}) {
+  constructor(private readonly server: EtcdServer, private readonly options: GrpcServerOptions = {}) {
     this.grpcServer = new grpc.Server({
       'grpc.max_receive_message_length': server.config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       'grpc.max_send_message_length': 2 ** 31 - 1,
@@ -33,23 +37,34 @@ export class EtcdGrpcServer {
     this.grpcServer.addService(serviceDefinition('Maintenance'), maintenanceHandlers(server, log));
   }
 
-  /** Binds every listen-client-url; resolves with the bound ports (0 in a URL picks a free one). */
+  /**
+   * Listens on every listen-client-url through a FrontDoor, which hands gRPC connections to grpc-js (repairing
+   * the URL-shaped :authority some grpc-go clients send) and HTTP/1.x to `http1Handler`; resolves with the
+   * bound ports (0 in a URL picks a free one).
+   */
   async listen(urls: string[]): Promise<number[]> {
+    this.frontDoor ??= new FrontDoor(this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure()), {
+      log: this.options.log,
+      http1Handler: this.options.http1Handler,
+    });
     for (const raw of urls) {
       const u = new URL(raw);
       if (u.protocol !== 'http:') throw new Error(`listen-client-urls: ${raw}: only http:// is served until TLS lands`);
-      const host = u.hostname.startsWith('[') ? u.hostname : u.hostname;
-      const port = await new Promise<number>((resolve, reject) =>
-        this.grpcServer.bindAsync(`${host}:${u.port || '2379'}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
-          err ? reject(new Error(`cannot listen on ${raw}: ${err.message}`)) : resolve(p),
-        ),
-      );
+      const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+      let port: number;
+      try {
+        port = await this.frontDoor.listen(host, Number(u.port || '2379'));
+      } catch (err) {
+        throw new Error(`cannot listen on ${raw}: ${(err as Error).message}`);
+      }
       this.boundPorts.push(port);
     }
     return this.boundPorts;
   }
 
   async close(graceMs = 2000): Promise<void> {
+    // Stop accepting and drop connections not yet handed to grpc-js; grpc-js's shutdown closes the others.
+    const doorClosed = this.frontDoor?.close();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.grpcServer.forceShutdown();
@@ -60,5 +75,10 @@ export class EtcdGrpcServer {
         resolve();
       });
     });
+    if (doorClosed) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([doorClosed, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+    }
   }
 }

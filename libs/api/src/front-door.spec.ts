@@ -1,0 +1,363 @@
+import * as grpc from '@grpc/grpc-js';
+import * as net from 'node:net';
+import { FrontDoor, sniffHttp1 } from './front-door';
+
+// End to end: a real grpc-js server behind the front door, real grpc-js clients, raw sockets.
+
+const bytes = (b: Buffer): Buffer => b;
+const method = (path: string, requestStream: boolean, responseStream: boolean) => ({
+  path,
+  requestStream,
+  responseStream,
+  requestSerialize: bytes,
+  requestDeserialize: bytes,
+  responseSerialize: bytes,
+  responseDeserialize: bytes,
+});
+const ECHO = {
+  Unary: method('/test.Echo/Unary', false, false),
+  Bidi: method('/test.Echo/Bidi', true, true),
+};
+const EchoClient = grpc.makeGenericClientConstructor(ECHO, 'Echo');
+type Client = grpc.Client & Record<string, any>;
+
+interface Harness {
+  server: grpc.Server;
+  door: FrontDoor;
+  port: number;
+  hosts: string[];
+  logs: string[];
+}
+
+function echoServer(hosts: string[]): grpc.Server {
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 << 20 });
+  server.addService(ECHO, {
+    Unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      hosts.push(call.getHost());
+      const tag = call.metadata.get('x-tag')[0];
+      cb(null, tag ? Buffer.concat([Buffer.from(`${tag}:`), call.request]) : call.request);
+    },
+    Bidi: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+      hosts.push(call.getHost());
+      call.on('data', (d: Buffer) => call.write(d));
+      call.on('end', () => call.end());
+      call.on('error', () => undefined);
+    },
+  });
+  return server;
+}
+
+async function startHarness(opts: ConstructorParameters<typeof FrontDoor>[1] = {}): Promise<Harness> {
+  const hosts: string[] = [];
+  const logs: string[] = [];
+  const server = echoServer(hosts);
+  const door = new FrontDoor(server.createConnectionInjector(grpc.ServerCredentials.createInsecure()), {
+    log: (m) => logs.push(m),
+    trace: (m) => logs.push(m),
+    ...opts,
+  });
+  const port = await door.listen('127.0.0.1', 0);
+  return { server, door, port, hosts, logs };
+}
+
+async function stopHarness(h: Harness): Promise<void> {
+  const closed = h.door.close();
+  h.server.forceShutdown();
+  await closed;
+}
+
+function client(port: number, authority?: string, target = `127.0.0.1:${port}`): Client {
+  const options: grpc.ChannelOptions = authority ? { 'grpc.default_authority': authority } : {};
+  return new EchoClient(target, grpc.credentials.createInsecure(), options) as Client;
+}
+
+function unary(c: Client, payload: string | Buffer, tag?: string): Promise<Buffer> {
+  const md = new grpc.Metadata();
+  if (tag) md.set('x-tag', tag);
+  return new Promise((resolve, reject) =>
+    c.Unary(Buffer.from(payload), md, { deadline: Date.now() + 10_000 }, (err: Error | null, res: Buffer) => (err ? reject(err) : resolve(res))),
+  );
+}
+
+function bidi(c: Client, messages: string[]): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const got: string[] = [];
+    const call = c.Bidi({ deadline: Date.now() + 10_000 });
+    call.on('data', (d: Buffer) => got.push(d.toString()));
+    call.on('error', reject);
+    call.on('end', () => resolve(got));
+    for (const m of messages) call.write(Buffer.from(m));
+    call.end();
+  });
+}
+
+/** Writes `data` to the port and resolves with everything read back once the server closes the socket. */
+function rawExchange(port: number, data: Buffer | string, timeoutMs = 5000): Promise<{ reply: Buffer; closed: boolean }> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const parts: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ reply: Buffer.concat(parts), closed: false });
+    }, timeoutMs);
+    socket.on('data', (d) => parts.push(d));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ reply: Buffer.concat(parts), closed: true });
+    });
+    socket.write(data);
+  });
+}
+
+/** A TCP relay that forwards client->server bytes in tiny pieces, to cut frames at every possible place. */
+async function trickleProxy(targetPort: number, piece: number): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((down) => {
+    const up = net.connect(targetPort, '127.0.0.1');
+    sockets.add(down).add(up);
+    let queue = Promise.resolve();
+    down.on('data', (chunk: Buffer) => {
+      queue = queue.then(async () => {
+        for (let i = 0; i < chunk.length; i += piece) {
+          up.write(chunk.subarray(i, i + piece));
+          await new Promise((r) => setImmediate(r));
+        }
+      });
+    });
+    up.pipe(down);
+    const end = () => {
+      down.destroy();
+      up.destroy();
+    };
+    for (const s of [up, down]) {
+      s.on('error', end);
+      s.on('close', end);
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+describe('the bug the front door fixes', () => {
+  it('grpc-js (nghttp2) resets streams whose :authority is a URL', async () => {
+    const server = echoServer([]);
+    const port = await new Promise<number>((res, rej) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
+    );
+    const bogus = client(port, `http://127.0.0.1:${port}`);
+    try {
+      await expect(unary(bogus, 'x')).rejects.toThrow(/RST_STREAM with code 1\b/);
+    } finally {
+      bogus.close();
+      server.forceShutdown();
+    }
+  });
+});
+
+describe('FrontDoor', () => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await startHarness();
+  });
+  afterEach(async () => {
+    await stopHarness(h);
+  });
+
+  it('serves a client with a URL authority (unary and bidi) and a normal client, concurrently', async () => {
+    const bogus = client(h.port, `http://127.0.0.1:${h.port}`);
+    const normal = client(h.port);
+    try {
+      const runs: Promise<unknown>[] = [];
+      for (let i = 0; i < 20; i++) {
+        runs.push(expect(unary(bogus, `b${i}`, `t${i}`)).resolves.toEqual(Buffer.from(`t${i}:b${i}`)));
+        runs.push(expect(unary(normal, `n${i}`, `t${i}`)).resolves.toEqual(Buffer.from(`t${i}:n${i}`)));
+      }
+      runs.push(expect(bidi(bogus, ['a', 'b', 'c'])).resolves.toEqual(['a', 'b', 'c']));
+      runs.push(expect(bidi(normal, ['d', 'e'])).resolves.toEqual(['d', 'e']));
+      await Promise.all(runs);
+      expect(h.door.stats).toMatchObject({ fast: 1, rewritten: 1 });
+      expect(new Set(h.hosts)).toEqual(new Set([`127.0.0.1:${h.port}`]));
+      expect(h.logs.some((l) => l.includes(`":authority" "http://127.0.0.1:${h.port}"`) || l.includes(`:authority "http://127.0.0.1:${h.port}"`))).toBe(true);
+    } finally {
+      bogus.close();
+      normal.close();
+    }
+  });
+
+  it('keeps a rewritten connection in sync over many header blocks (HPACK dynamic table)', async () => {
+    const bogus = client(h.port, `http://127.0.0.1:${h.port}/some/path`);
+    try {
+      for (let i = 0; i < 200; i++) {
+        // metadata that changes, repeats, and eventually pushes entries out of the client's dynamic table
+        await expect(unary(bogus, 'p', `tag-${i % 7}-${'x'.repeat(i % 50)}`)).resolves.toEqual(Buffer.from(`tag-${i % 7}-${'x'.repeat(i % 50)}:p`));
+      }
+      expect(h.door.stats.rewritten).toBe(1);
+    } finally {
+      bogus.close();
+    }
+  });
+
+  it('carries big messages both ways on a rewritten connection', async () => {
+    const bogus = client(h.port, `http://127.0.0.1:${h.port}`);
+    try {
+      const big = Buffer.alloc(3 << 20, 7);
+      big.write('head');
+      const res = await unary(bogus, big);
+      expect(res.length).toBe(big.length);
+      expect(res.equals(big)).toBe(true);
+    } finally {
+      bogus.close();
+    }
+  });
+
+  it('copes with bytes arriving in 1..7-byte pieces, on both paths', async () => {
+    for (const piece of [1, 7]) {
+      const proxy = await trickleProxy(h.port, piece);
+      const bogus = client(proxy.port, `http://127.0.0.1:${h.port}`);
+      const normal = client(proxy.port, undefined, `127.0.0.1:${proxy.port}`);
+      try {
+        await expect(unary(bogus, 'slow', 'a')).resolves.toEqual(Buffer.from('a:slow'));
+        await expect(unary(normal, 'slow', 'b')).resolves.toEqual(Buffer.from('b:slow'));
+        await expect(bidi(bogus, ['1', '2'])).resolves.toEqual(['1', '2']);
+      } finally {
+        bogus.close();
+        normal.close();
+        await proxy.close();
+      }
+    }
+    expect(h.door.stats).toMatchObject({ fast: 2, rewritten: 2 });
+  });
+
+  it('closes garbage connections and keeps serving the others', async () => {
+    const normal = client(h.port);
+    const bogus = client(h.port, `http://127.0.0.1:${h.port}`);
+    try {
+      await unary(normal, 'warm');
+      await unary(bogus, 'warm');
+      const garbage = await rawExchange(h.port, Buffer.from([0x16, 0x03, 0x01, 0x00, 0xff, 0x01, 0x02]));
+      expect(garbage).toEqual({ reply: Buffer.alloc(0), closed: true });
+      // a broken HTTP/2 preface
+      const badPreface = await rawExchange(h.port, 'PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n');
+      expect(badPreface.closed).toBe(true);
+      expect(badPreface.reply.toString()).not.toContain('HTTP/1.1');
+      await expect(unary(normal, 'still')).resolves.toEqual(Buffer.from('still'));
+      await expect(unary(bogus, 'here')).resolves.toEqual(Buffer.from('here'));
+      expect(h.door.stats.rejected).toBe(2);
+    } finally {
+      normal.close();
+      bogus.close();
+    }
+  });
+
+  it('kills an HTTP/2 connection whose header blocks cannot be followed, and only that one', async () => {
+    const normal = client(h.port);
+    try {
+      await unary(normal, 'warm');
+      // preface, SETTINGS, then a HEADERS block with a URL authority, then a CONTINUATION out of place
+      const { frame, H2_PREFACE, FrameType, FrameFlag } = await import('./front-door-h2');
+      const { encodeStateless } = await import('./front-door-hpack');
+      const block = encodeStateless([
+        { name: ':method', value: 'POST' }, { name: ':scheme', value: 'http' }, { name: ':path', value: '/test.Echo/Unary' },
+        { name: ':authority', value: 'http://x:1' }, { name: 'content-type', value: 'application/grpc' }, { name: 'te', value: 'trailers' },
+      ]);
+      const res = await rawExchange(h.port, Buffer.concat([
+        H2_PREFACE, frame(FrameType.SETTINGS, 0, 0), frame(FrameType.SETTINGS, FrameFlag.ACK, 0),
+        frame(FrameType.HEADERS, FrameFlag.END_HEADERS, 1, block), frame(FrameType.CONTINUATION, FrameFlag.END_HEADERS, 1, block),
+      ]));
+      expect(res.closed).toBe(true);
+      expect(h.logs.some((l) => /CONTINUATION on stream 1 outside a header block/.test(l))).toBe(true);
+      await expect(unary(normal, 'fine')).resolves.toEqual(Buffer.from('fine'));
+    } finally {
+      normal.close();
+    }
+  });
+
+  it('answers HTTP/1.1 with a 404 and closes', async () => {
+    const res = await rawExchange(h.port, 'GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    expect(res.closed).toBe(true);
+    expect(res.reply.toString()).toMatch(/^HTTP\/1\.1 404 Not Found\r\n/);
+    expect(h.door.stats.http1).toBe(1);
+  });
+
+  it('answers PINGs itself while it waits for a first request', async () => {
+    const { frame, H2_PREFACE, FrameType } = await import('./front-door-h2');
+    const res = await rawExchange(
+      h.port,
+      Buffer.concat([H2_PREFACE, frame(FrameType.SETTINGS, 0, 0), frame(FrameType.PING, 0, 0, Buffer.from('12345678'))]),
+      500,
+    );
+    // our empty SETTINGS, then the PING ACK
+    expect(res.reply.toString('hex')).toBe(`000000040000000000${'000008060100000000'}${Buffer.from('12345678').toString('hex')}`);
+    expect(res.closed).toBe(false);
+  });
+});
+
+describe('FrontDoor options and shutdown', () => {
+  it('hands HTTP/1.x to http1Handler with the bytes already read', async () => {
+    const seen: string[] = [];
+    const h = await startHarness({
+      http1Handler: (socket, first) => {
+        socket.unshift(first);
+        socket.once('readable', () => {
+          seen.push(String(socket.read()));
+          socket.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok');
+        });
+      },
+    });
+    try {
+      const res = await rawExchange(h.port, 'POST /v3/kv/range HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}');
+      expect(res.reply.toString()).toMatch(/^HTTP\/1\.1 200 OK.*ok$/s);
+      expect(seen[0]).toMatch(/^POST \/v3\/kv\/range HTTP\/1\.1\r\n/);
+    } finally {
+      await stopHarness(h);
+    }
+  });
+
+  it('always-rewrite mode serves normal clients too', async () => {
+    const h = await startHarness({ alwaysRewrite: true });
+    const normal = client(h.port);
+    try {
+      await expect(unary(normal, 'x')).resolves.toEqual(Buffer.from('x'));
+      await expect(bidi(normal, ['y'])).resolves.toEqual(['y']);
+      expect(h.door.stats).toMatchObject({ fast: 0, rewritten: 1 });
+    } finally {
+      normal.close();
+      await stopHarness(h);
+    }
+  });
+
+  it('close() drops undecided connections, and a graceful grpc shutdown covers injected ones', async () => {
+    const h = await startHarness();
+    const bogus = client(h.port, `http://127.0.0.1:${h.port}`);
+    const normal = client(h.port);
+    await unary(bogus, 'a');
+    await unary(normal, 'b');
+    const idle = net.connect(h.port, '127.0.0.1');
+    idle.on('error', () => undefined);
+    const idleClosed = new Promise((r) => idle.on('close', r));
+    await new Promise((r) => idle.once('connect', r));
+    await new Promise((r) => setTimeout(r, 20));
+    const closed = h.door.close();
+    await idleClosed;
+    await new Promise<void>((r) => h.server.tryShutdown(() => r()));
+    await closed; // every socket, fast or rewritten, is gone
+    bogus.close();
+    normal.close();
+  });
+
+  it('sniffs HTTP/1 request lines', () => {
+    expect(sniffHttp1(Buffer.from('GET / HTTP/1.1'))).toBe('yes');
+    expect(sniffHttp1(Buffer.from('GE'))).toBe('maybe');
+    expect(sniffHttp1(Buffer.from('\x16\x03'))).toBe('no');
+    expect(sniffHttp1(Buffer.from('get / HTTP/1.1'))).toBe('no');
+    expect(sniffHttp1(Buffer.from('PRI * HTTP/2.0\r\n\r\nXX'))).toBe('no'); // a broken HTTP/2 preface
+  });
+});
