@@ -1,7 +1,7 @@
 import { DynamicModule, Inject, Injectable, Logger, Module, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { EtcdGrpcServer } from '@nestcd/api';
 import type { NestcdConfig } from '@nestcd/config';
-import { EtcdServer } from '@nestcd/server';
+import { EtcdServer, openMember } from '@nestcd/server';
 
 export const NESTCD_CONFIG = Symbol('NESTCD_CONFIG');
 
@@ -29,7 +29,7 @@ export class MemberLifecycle implements OnApplicationBootstrap, OnApplicationShu
   async onApplicationShutdown(signal?: string): Promise<void> {
     this.logger.log(`stopping${signal ? ` on ${signal}` : ''}`);
     await this.grpc.close();
-    this.server.stop();
+    await this.server.stop();
   }
 }
 
@@ -41,7 +41,7 @@ export class NestcdModule {
       module: NestcdModule,
       providers: [
         { provide: NESTCD_CONFIG, useValue: config },
-        { provide: EtcdServer, useFactory: () => new EtcdServer(config) },
+        { provide: EtcdServer, useFactory: () => openMember(config, { log: (m) => logger.warn(m) }) },
         {
           provide: EtcdGrpcServer,
           inject: [EtcdServer],

@@ -21,7 +21,8 @@ export function clusterHandlers(server: EtcdServer, log?: (msg: string) => void)
     throw Errors.unimplemented(`${what} on a single-member nestcd`);
   }, log);
   return {
-    MemberList: unary(async () => ({ header: headerOut(server.header()), members: server.memberList().map(memberOut) }), log),
+    // etcd's cluster service leaves the revision out of its headers.
+    MemberList: unary(async () => ({ header: headerOut(server.header(0)), members: server.memberList().map(memberOut) }), log),
     MemberAdd: notYet('member add'),
     MemberRemove: notYet('member remove'),
     MemberUpdate: notYet('member update'),

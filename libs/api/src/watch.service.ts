@@ -91,8 +91,9 @@ class WatchSession {
       (events, revision) => this.deliver(entry, events, revision),
       (compactRevision) => {
         this.watchers.delete(id);
+        // etcd's compaction notice carries no revision in its header.
         this.send({
-          header: headerOut(this.server.header()),
+          header: headerOut(this.server.header(0)),
           watchId: id,
           canceled: true,
           compactRevision,

@@ -3,3 +3,5 @@ export { MvccStore, MAX_LEASE_TTL, WATCH_BATCH_MAX_EVENTS } from './store';
 export type { MvccOptions } from './store';
 export { validateTxn } from './validate';
 export type { WatchOptions, WatchSink, Watcher } from './watch';
+export { decodeCommand, encodeCommand, readCommand, writeCommand } from './command-codec';
+export { Reader, Writer } from './codec';

@@ -5,13 +5,14 @@ import {
   LeaseGrantResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse, MvccStore, PutRequest, PutResponse,
   RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 } from '@nestcd/mvcc';
-import { clusterIdOf, IdGenerator, memberIdOf } from './ids';
+import { IdGenerator } from './ids';
 
 export const SERVER_VERSION = '0.1.0';
 /** The etcd cluster version whose API nestcd speaks. */
 export const CLUSTER_VERSION = '3.4.0';
 /** etcd's MaxLeaseTTL. */
-const MAX_LEASE_TTL = 9_000_000_000;
+const DATA_FILE_BASE_BYTES = 16 * 1024;
+export const MAX_LEASE_TTL = 9_000_000_000;
 
 export interface Member {
   id: bigint;
@@ -51,31 +52,20 @@ export interface Proposer {
   readBarrier(): Promise<void>;
   readonly term: number;
   readonly leader: bigint;
+  readonly isLeader: boolean;
   readonly committedIndex: number;
   readonly appliedIndex: number;
+  start(): void;
+  stop(): Promise<void>;
 }
 
-/** One member on its own: it is the leader of term 1 and every proposal commits when applied. */
-export class SingleNodeProposer implements Proposer {
-  private applied = 0;
-  readonly term = 1;
-
-  constructor(private readonly store: MvccStore, readonly leader: bigint) {}
-
-  async propose(cmd: Command): Promise<CommandResult> {
-    this.applied += 1;
-    return this.store.apply(cmd);
-  }
-
-  async readBarrier(): Promise<void> {}
-
-  get committedIndex(): number {
-    return this.applied;
-  }
-
-  get appliedIndex(): number {
-    return this.applied;
-  }
+/** What a member is made of once its data dir is opened (see openMember). */
+export interface MemberParts {
+  store: MvccStore;
+  proposer: Proposer;
+  memberId: bigint;
+  clusterId: bigint;
+  members: Member[];
 }
 
 export interface EtcdServerOptions {
@@ -99,32 +89,26 @@ export class EtcdServer {
   private revoking = new Set<bigint>();
   private stopped = false;
 
-  constructor(readonly config: NestcdConfig, private readonly options: EtcdServerOptions = {}) {
-    const clock = options.clock ?? Date.now;
-    const minLeaseTtl = Math.ceil((3 * config.electionTimeout) / 2 / 1000);
-    this.store = new MvccStore({ clock, minLeaseTtl });
-    this.members = [...config.initialCluster.entries()].map(([name, peerUrls]) => ({
-      id: memberIdOf(peerUrls, config.initialClusterToken),
-      name,
-      peerUrls,
-      clientUrls: name === config.name ? config.advertiseClientUrls : [],
-      isLearner: false,
-    }));
-    this.memberId = this.members.find((m) => m.name === config.name)!.id;
-    this.clusterId = clusterIdOf(this.members.map((m) => m.id));
-    this.ids = new IdGenerator(this.memberId, clock());
-    this.proposer = new SingleNodeProposer(this.store, this.memberId);
+  constructor(readonly config: NestcdConfig, parts: MemberParts, private readonly options: EtcdServerOptions = {}) {
+    this.store = parts.store;
+    this.proposer = parts.proposer;
+    this.members = parts.members;
+    this.memberId = parts.memberId;
+    this.clusterId = parts.clusterId;
+    this.ids = new IdGenerator(this.memberId, (options.clock ?? Date.now)());
   }
 
   start(): void {
+    this.proposer.start();
     const every = this.options.leaseCheckIntervalMs ?? 500;
     this.leaseTimer = setInterval(() => void this.revokeExpiredLeases(), every);
     this.leaseTimer.unref();
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.stopped = true;
     if (this.leaseTimer) clearInterval(this.leaseTimer);
+    await this.proposer.stop();
   }
 
   header(revision = this.store.currentRevision): Header {
@@ -191,7 +175,7 @@ export class EtcdServer {
 
   /** The leader turns expiry into a replicated revoke, so every replica deletes the keys at one revision. */
   async revokeExpiredLeases(): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopped || !this.proposer.isLeader) return;
     for (const id of this.store.expiredLeases()) {
       if (this.revoking.has(id)) continue;
       this.revoking.add(id);
@@ -212,7 +196,8 @@ export class EtcdServer {
   }
 
   status(): Status {
-    const size = this.store.dbSize();
+    // The keyspace's own estimate plus the fixed part every data file has (etcd's empty bbolt file is ~20 KiB).
+    const size = this.store.dbSize() + DATA_FILE_BASE_BYTES;
     return {
       version: SERVER_VERSION,
       dbSize: size,

@@ -1,0 +1,380 @@
+import { Errors, EtcdError } from '@nestcd/errors';
+import { Command, CommandResult, decodeCommand, MvccStore, Writer, writeCommand } from '@nestcd/mvcc';
+import {
+  ConfChange, ConfState, decodeConfChange, Entry, EntryType, HardState, MemoryStorage, Message, NodeId, None,
+  NoLeaderError, ProposalDroppedError, RawNode, Ready, Snapshot, StateType,
+} from '@nestcd/raft';
+import type { Proposer } from './etcd-server';
+
+/** Where a member makes its Raft state durable (the WAL and snapshot files); absent for an in-memory member. */
+export interface RaftPersistence {
+  /** Resolves only when the hard state and entries are durable (group commit happens below this call). */
+  save(hardState: HardState | undefined, entries: Entry[]): Promise<void>;
+  /** Persists a snapshot and may then release WAL segments and old snapshots it makes redundant. */
+  saveSnapshot(snapshot: Snapshot): Promise<void>;
+}
+
+/** How Raft messages reach other members (the cluster issue provides one; a lone member needs none). */
+export interface RaftTransport {
+  send(messages: Message[]): void;
+}
+
+export interface RaftMemberOptions {
+  id: NodeId;
+  /** Loaded by the caller: the bootstrap or recovered snapshot, hard state and entries. */
+  storage: MemoryStorage;
+  /** The state machine, already restored to `storage`'s snapshot. */
+  store: MvccStore;
+  persistence?: RaftPersistence;
+  transport?: RaftTransport;
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks?: number;
+  /** Applied entries between snapshots (etcd's --snapshot-count). */
+  snapshotCount: number;
+  /** Entries kept behind a snapshot so slow followers can catch up without one (etcd keeps 5000). */
+  catchUpEntries?: number;
+  requestTimeoutMs: number;
+  rand: () => number;
+  log?: (msg: string) => void;
+  /** Called on this member's leadership changes (e.g. to renew leases when it becomes leader). */
+  onLeaderChange?: (leader: NodeId, isSelf: boolean) => void;
+  onConfChange?: (cc: ConfChange, confState: ConfState) => void;
+}
+
+/** The kinds of Normal entries the server writes: one byte, then an 8-byte request ID, then the payload. */
+export enum EntryKind {
+  Mvcc = 1,
+}
+
+interface PendingProposal {
+  resolve: (r: CommandResult) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface ReadRound {
+  ctx: bigint;
+  waiters: Array<{ resolve: () => void; reject: (e: Error) => void }>;
+  /** known once Raft answers the round: serve when applied reaches it. */
+  index?: number;
+}
+
+/**
+ * Drives a RawNode for one member: ticks on a timer, turns each Ready into "persist, send, apply, advance"
+ * and resolves each proposal when its entry is applied here. Proposals made while a Ready is being persisted
+ * wait in Raft's log and go out together in the next Ready, so one fsync commits many of them.
+ */
+export class RaftMember implements Proposer {
+  readonly node: RawNode;
+  private readonly storage: MemoryStorage;
+  private readonly pending = new Map<bigint, PendingProposal>();
+  private nextRequestId: bigint;
+  private queued: Uint8Array[] = [];
+  private queuedIds: bigint[] = [];
+  private readWaiters: ReadRound['waiters'] = [];
+  private readRounds: ReadRound[] = [];
+  private nextReadCtx = 1n;
+  private appliedIndexValue: number;
+  private lastSnapshotIndex: number;
+  private confStateValue: ConfState;
+  private leaderId: NodeId = None;
+  private termValue = 0;
+  private ticker?: NodeJS.Timeout;
+  private draining = false;
+  private drainAgain = false;
+  private scheduled = false;
+  private stopped = false;
+  private failure?: Error;
+
+  constructor(private readonly opts: RaftMemberOptions) {
+    this.storage = opts.storage;
+    const snap = this.storage.snapshot();
+    this.appliedIndexValue = snap.metadata.index;
+    this.lastSnapshotIndex = snap.metadata.index;
+    this.confStateValue = snap.metadata.confState;
+    // Request IDs start from the clock's low bits so a restarted member never reuses an ID still in the log.
+    this.nextRequestId = (opts.id & 0xffffn) << 48n | (BigInt(Date.now()) & 0xffffffffffn) << 8n;
+    this.node = new RawNode({
+      id: opts.id,
+      electionTick: opts.electionTicks,
+      heartbeatTick: opts.heartbeatTicks ?? 1,
+      storage: this.storage,
+      applied: snap.metadata.index,
+      checkQuorum: true,
+      preVote: true,
+      maxSizePerMsg: 1024 * 1024,
+      maxInflightMsgs: 512,
+      rand: opts.rand,
+    });
+  }
+
+  start(): void {
+    const voters = this.confStateValue.voters;
+    // A lone voter need not wait out an election timeout to lead.
+    if (voters.length === 1 && voters[0] === this.opts.id) this.node.campaign();
+    this.ticker = setInterval(() => {
+      this.node.tick();
+      this.schedule();
+    }, this.opts.tickMs);
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    this.failAll(Errors.stopped());
+  }
+
+  get term(): number {
+    return this.termValue;
+  }
+
+  get leader(): bigint {
+    return this.leaderId;
+  }
+
+  get isLeader(): boolean {
+    return this.leaderId === this.opts.id;
+  }
+
+  get committedIndex(): number {
+    return this.node.raft.raftLog.committed;
+  }
+
+  get appliedIndex(): number {
+    return this.appliedIndexValue;
+  }
+
+  get confState(): ConfState {
+    return this.confStateValue;
+  }
+
+  /** Hands a message from a peer to Raft. */
+  step(msg: Message): void {
+    if (this.stopped) return;
+    try {
+      this.node.step(msg);
+    } catch (err) {
+      this.opts.log?.(`dropped raft message ${msg.type} from ${msg.from.toString(16)}: ${(err as Error).message}`);
+    }
+    this.schedule();
+  }
+
+  propose(cmd: Command): Promise<CommandResult> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.stopped) return Promise.reject(Errors.stopped());
+    const id = ++this.nextRequestId;
+    const w = new Writer(64);
+    w.raw(ENVELOPE_HEADER);
+    writeCommand(w, cmd);
+    const data = w.finish();
+    data[0] = EntryKind.Mvcc;
+    data.writeBigUInt64BE(id, 1);
+    return new Promise<CommandResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.pending.delete(id)) reject(Errors.timeout());
+      }, this.opts.requestTimeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      this.queued.push(data);
+      this.queuedIds.push(id);
+      this.schedule();
+    });
+  }
+
+  /** Linearizable read barrier: one ReadIndex round serves every read that arrived before it started. */
+  readBarrier(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.stopped) return Promise.reject(Errors.stopped());
+    return new Promise<void>((resolve, reject) => {
+      this.readWaiters.push({ resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.drain();
+    });
+  }
+
+  private flushInputs(): void {
+    if (this.queued.length > 0) {
+      const batch = this.queued;
+      const ids = this.queuedIds;
+      this.queued = [];
+      this.queuedIds = [];
+      try {
+        this.node.proposeBatch(batch);
+      } catch (err) {
+        const mapped = this.mapProposalError(err);
+        for (const id of ids) this.settle(id, undefined, mapped);
+      }
+    }
+    if (this.readWaiters.length > 0 && this.readRounds.every((r) => r.index !== undefined)) {
+      const round: ReadRound = { ctx: this.nextReadCtx++, waiters: this.readWaiters };
+      this.readWaiters = [];
+      const ctx = Buffer.alloc(8);
+      ctx.writeBigUInt64BE(round.ctx);
+      try {
+        this.node.readIndex(ctx);
+        this.readRounds.push(round);
+      } catch (err) {
+        const mapped = this.mapProposalError(err);
+        for (const w of round.waiters) w.reject(mapped);
+      }
+    }
+  }
+
+  private async drain(): Promise<void> {
+    if (this.draining) {
+      this.drainAgain = true;
+      return;
+    }
+    this.draining = true;
+    try {
+      do {
+        this.drainAgain = false;
+        this.flushInputs();
+        while (!this.stopped && this.node.hasReady()) {
+          await this.handleReady(this.node.ready());
+          this.flushInputs();
+        }
+      } while (this.drainAgain && !this.stopped);
+    } catch (err) {
+      this.fail(err as Error);
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.raftState);
+    if (rd.hardState) this.termValue = rd.hardState.term;
+    // 1. persist: nothing is sent or applied before it is durable
+    if (rd.snapshot) {
+      await this.opts.persistence?.saveSnapshot(rd.snapshot);
+      this.storage.applySnapshot(rd.snapshot);
+    }
+    if (rd.entries.length > 0 || rd.hardState) await this.opts.persistence?.save(rd.hardState, rd.entries);
+    if (rd.entries.length > 0) this.storage.append(rd.entries);
+    if (rd.hardState) this.storage.setHardState(rd.hardState);
+    // 2. send
+    if (rd.messages.length > 0) this.opts.transport?.send(rd.messages);
+    // 3. apply
+    if (rd.snapshot) this.installSnapshot(rd.snapshot);
+    for (const e of rd.committedEntries) this.applyEntry(e);
+    for (const rs of rd.readStates) {
+      const ctx = Buffer.from(rs.requestCtx).readBigUInt64BE(0);
+      const round = this.readRounds.find((r) => r.ctx === ctx);
+      if (round) round.index = rs.index;
+    }
+    this.node.advance(rd);
+    this.serveReads();
+    await this.maybeSnapshot();
+  }
+
+  private onSoftState(lead: NodeId, state: StateType): void {
+    if (lead !== this.leaderId) {
+      const hadLeader = this.leaderId !== None;
+      this.leaderId = lead;
+      this.opts.onLeaderChange?.(lead, lead === this.opts.id);
+      // Reads waiting on a round the old leader will never answer: fail them so clients retry.
+      if (hadLeader) {
+        for (const round of this.readRounds.filter((r) => r.index === undefined)) for (const w of round.waiters) w.reject(Errors.leaderChanged());
+        this.readRounds = this.readRounds.filter((r) => r.index !== undefined);
+      }
+    }
+    void state;
+  }
+
+  private applyEntry(e: Entry): void {
+    if (e.index <= this.appliedIndexValue) return;
+    this.appliedIndexValue = e.index;
+    if (e.type === EntryType.ConfChange) {
+      const cc = decodeConfChange(e.data);
+      this.confStateValue = this.node.applyConfChange(cc);
+      this.opts.onConfChange?.(cc, this.confStateValue);
+      return;
+    }
+    if (e.data.length === 0) return; // a new leader's empty entry
+    const data = Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength);
+    const id = data.readBigUInt64BE(1);
+    if (data[0] !== EntryKind.Mvcc) throw new Error(`unknown entry kind ${data[0]} at index ${e.index}`);
+    let result: CommandResult | undefined;
+    let error: Error | undefined;
+    try {
+      result = this.opts.store.apply(decodeCommand(data.subarray(ENVELOPE_HEADER.length)));
+    } catch (err) {
+      // Deterministic refusals (unknown lease, compacted...) are answers, identical on every member.
+      if (!(err instanceof EtcdError)) throw err;
+      error = err;
+    }
+    this.settle(id, result, error);
+  }
+
+  private settle(id: bigint, result: CommandResult | undefined, error: Error | undefined): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (error) p.reject(error);
+    else p.resolve(result!);
+  }
+
+  private installSnapshot(snap: Snapshot): void {
+    // The cluster issue restores the state machine from a leader's snapshot here.
+    this.appliedIndexValue = snap.metadata.index;
+    this.confStateValue = snap.metadata.confState;
+    this.lastSnapshotIndex = snap.metadata.index;
+  }
+
+  private serveReads(): void {
+    while (this.readRounds.length > 0) {
+      const round = this.readRounds[0];
+      if (round.index === undefined || round.index > this.appliedIndexValue) return;
+      this.readRounds.shift();
+      for (const w of round.waiters) w.resolve();
+    }
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    if (this.appliedIndexValue - this.lastSnapshotIndex < this.opts.snapshotCount) return;
+    const index = this.appliedIndexValue;
+    const snap = this.storage.createSnapshot(index, this.confStateValue, this.opts.store.snapshot());
+    this.lastSnapshotIndex = index;
+    await this.opts.persistence?.saveSnapshot(snap);
+    const keep = this.opts.catchUpEntries ?? 5000;
+    if (index - keep > this.storage.firstIndex()) this.storage.compact(index - keep);
+  }
+
+  private mapProposalError(err: unknown): Error {
+    if (err instanceof NoLeaderError) return Errors.noLeader();
+    if (err instanceof ProposalDroppedError) return this.leaderId === None ? Errors.noLeader() : Errors.tooManyRequests();
+    return err as Error;
+  }
+
+  /** A persistence failure (fsync error, full disk) stops the member accepting work: never pretend. */
+  private fail(err: Error): void {
+    this.opts.log?.(`raft member stopped accepting writes: ${err.message}`);
+    this.failure = new EtcdError(Errors.stopped().code, `etcdserver: ${err.message}`);
+    this.failAll(this.failure);
+  }
+
+  private failAll(err: Error): void {
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      this.pending.delete(id);
+      p.reject(err);
+    }
+    for (const round of this.readRounds) for (const w of round.waiters) w.reject(err);
+    for (const w of this.readWaiters) w.reject(err);
+    this.readRounds = [];
+    this.readWaiters = [];
+  }
+}
+
+const ENVELOPE_HEADER = Buffer.alloc(9);

@@ -1,0 +1,4 @@
+export * from './processes';
+export * from './etcdctl';
+export * from './normalize';
+export * from './compat';
