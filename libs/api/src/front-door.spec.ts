@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { FrontDoor, sniffHttp1 } from './front-door';
 
@@ -21,7 +22,16 @@ const ECHO = {
 const EchoClient = grpc.makeGenericClientConstructor(ECHO, 'Echo');
 type Client = grpc.Client & Record<string, any>;
 
+async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 interface Harness {
+  cancelled: number;
   server: grpc.Server;
   door: FrontDoor;
   port: number;
@@ -29,7 +39,7 @@ interface Harness {
   logs: string[];
 }
 
-function echoServer(hosts: string[]): grpc.Server {
+function echoServer(hosts: string[], onCancel: () => void = () => undefined): grpc.Server {
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 << 20 });
   server.addService(ECHO, {
     Unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
@@ -42,6 +52,7 @@ function echoServer(hosts: string[]): grpc.Server {
       call.on('data', (d: Buffer) => call.write(d));
       call.on('end', () => call.end());
       call.on('error', () => undefined);
+      call.on('cancelled', onCancel);
     },
   });
   return server;
@@ -50,14 +61,15 @@ function echoServer(hosts: string[]): grpc.Server {
 async function startHarness(opts: ConstructorParameters<typeof FrontDoor>[1] = {}): Promise<Harness> {
   const hosts: string[] = [];
   const logs: string[] = [];
-  const server = echoServer(hosts);
+  const server = echoServer(hosts, () => h.cancelled++);
   const door = new FrontDoor(server.createConnectionInjector(grpc.ServerCredentials.createInsecure()), {
     log: (m) => logs.push(m),
     trace: (m) => logs.push(m),
     ...opts,
   });
   const port = await door.listen('127.0.0.1', 0);
-  return { server, door, port, hosts, logs };
+  const h: Harness = { server, door, port, hosts, logs, cancelled: 0 };
+  return h;
 }
 
 async function stopHarness(h: Harness): Promise<void> {
@@ -205,6 +217,34 @@ describe('FrontDoor', () => {
     }
   });
 
+  it('leaks no socket: closed clients, fast or rewritten, leave no connection behind', async () => {
+    const bogus = client(h.port, `http://127.0.0.1:${h.port}`);
+    const normal = client(h.port);
+    await unary(bogus, 'a');
+    await unary(normal, 'b');
+    expect(await h.door.connectionCount()).toBe(2);
+    bogus.close();
+    normal.close();
+    await waitFor(async () => (await h.door.connectionCount()) === 0);
+  });
+
+  it('cancels server-side calls when a rewritten client vanishes', async () => {
+    const proxy = await trickleProxy(h.port, 1 << 16);
+    const bogus = client(proxy.port, `http://127.0.0.1:${h.port}`);
+    try {
+      const call = bogus.Bidi();
+      call.on('error', () => undefined);
+      call.write(Buffer.from('hi'));
+      await new Promise((r) => call.once('data', r));
+      expect(h.door.stats.rewritten).toBe(1);
+      await proxy.close(); // the TCP connection dies under both ends
+      await waitFor(() => h.cancelled > 0);
+      await waitFor(async () => (await h.door.connectionCount()) === 0);
+    } finally {
+      bogus.close();
+    }
+  });
+
   it('carries big messages both ways on a rewritten connection', async () => {
     const bogus = client(h.port, `http://127.0.0.1:${h.port}`);
     try {
@@ -297,6 +337,43 @@ describe('FrontDoor', () => {
     // our empty SETTINGS, then the PING ACK
     expect(res.reply.toString('hex')).toBe(`000000040000000000${'000008060100000000'}${Buffer.from('12345678').toString('hex')}`);
     expect(res.closed).toBe(false);
+  });
+});
+
+describe('fast path', () => {
+  it("Node's http2 consumes the bytes the front door read and pushed back (socket.unshift)", async () => {
+    // The fast decision is only taken once the first complete request header block has been read, so the
+    // preface, SETTINGS and first HEADERS all reach the session through the socket's read buffer.
+    const h2server = http2.createServer();
+    const seen: string[] = [];
+    h2server.on('stream', (stream, headers) => {
+      seen.push(`${headers[':method']} ${headers[':path']} ${headers[':authority']}`);
+      stream.respond({ ':status': 200 });
+      stream.end('pong');
+    });
+    const door = new FrontDoor({ injectConnection: (c) => h2server.emit('connection', c) });
+    const port = await door.listen('127.0.0.1', 0);
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => undefined);
+    try {
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = session.request({ ':path': '/ping' });
+        let data = '';
+        req.setEncoding('utf8');
+        req.on('data', (d) => (data += d));
+        req.on('end', () => resolve(data));
+        req.on('error', reject);
+        req.end();
+      });
+      expect(body).toBe('pong');
+      expect(seen).toEqual([`GET /ping 127.0.0.1:${port}`]);
+      expect(door.stats).toMatchObject({ fast: 1, rewritten: 0 });
+    } finally {
+      session.destroy();
+      const closed = door.close();
+      h2server.close();
+      await closed;
+    }
   });
 });
 

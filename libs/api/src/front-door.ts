@@ -106,6 +106,14 @@ export class FrontDoor {
     return closed.then(() => undefined);
   }
 
+  /** Open connections on all listeners, whoever holds them now. */
+  async connectionCount(): Promise<number> {
+    const counts = await Promise.all(
+      this.servers.map((s) => new Promise<number>((resolve) => s.getConnections((err, n) => resolve(err ? 0 : n)))),
+    );
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
   /** Takes one accepted connection (exposed for tests). */
   accept(socket: net.Socket): void {
     if (this.closing) {
@@ -124,6 +132,7 @@ export class FrontDoor {
       socket.destroy();
     }, this.opts.prefaceTimeoutMs ?? 10_000);
     timer.unref();
+    socket.once('close', () => clearTimeout(timer));
 
     const release = (): void => {
       clearTimeout(timer);
@@ -133,6 +142,16 @@ export class FrontDoor {
     };
 
     const onData = (chunk: Buffer): void => {
+      try {
+        classify(chunk);
+      } catch (err) {
+        // a bug of ours must cost one connection, never the server
+        this.log(`front door: dropping ${socket.remoteAddress}:${socket.remotePort}: ${(err as Error).stack ?? err}`);
+        release();
+        socket.destroy();
+      }
+    };
+    const classify = (chunk: Buffer): void => {
       let decision: PreambleDecision;
       if (analyzer) {
         decision = analyzer.push(chunk);

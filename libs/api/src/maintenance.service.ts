@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { Errors } from '@nestcd/errors';
+import { AlarmAction, AlarmType } from '@nestcd/server';
 import type { EtcdServer, Member } from '@nestcd/server';
 import { createHash } from 'node:crypto';
 import { headerOut, toBigInt, toNumber } from './codec';
@@ -48,11 +49,18 @@ export function maintenanceHandlers(server: EtcdServer, log?: (msg: string) => v
       };
     }, log),
     Alarm: unary(async (pb: { action: number; memberID: Int64; alarm: number }) => {
-      // No alarm is ever raised before the storage issue brings the space quota; GET lists none.
-      if (pb.action < 0 || pb.action > 2) throw Errors.invalidArgument('etcdserver: invalid alarm action');
-      return { header: headerOut(server.header()), alarms: [] };
+      if (pb.action < AlarmAction.GET || pb.action > AlarmAction.DEACTIVATE) throw Errors.invalidArgument('etcdserver: invalid alarm action');
+      let alarms = await server.alarm(pb.action, toBigInt(pb.memberID), pb.alarm);
+      if (pb.action === AlarmAction.GET && pb.alarm !== AlarmType.NONE) alarms = alarms.filter((a) => a.alarm === pb.alarm);
+      return {
+        header: headerOut(server.header()),
+        alarms: alarms.map((a) => ({ memberID: a.memberId.toString(), alarm: a.alarm })),
+      };
     }, log),
-    Defragment: unary(async () => ({ header: headerOut(server.header()) }), log),
+    Defragment: unary(async () => {
+      await server.defragment();
+      return { header: headerOut(server.header()) };
+    }, log),
     Hash: unary(async () => {
       const h = server.hashKV(0);
       return { header: headerOut(server.header()), hash: h.hash };
@@ -66,10 +74,13 @@ export function maintenanceHandlers(server: EtcdServer, log?: (msg: string) => v
       if (!server.memberList().some((m) => m.id === target)) throw Errors.badLeaderTransferee();
       return { header: headerOut(server.header()) };
     }, log),
-    /** The whole keyspace as one blob, then its sha256, as etcd appends a digest to its snapshot stream. */
+    /** The member's whole state as one blob, then its sha256, as etcd appends a digest to its snapshot stream. */
     Snapshot: (call: grpc.ServerWritableStream<object, object>) => {
       try {
-        const data = server.store.snapshot();
+        // etcdctl checks that the body (a bbolt file for etcd) is a whole number of 512-byte blocks followed
+        // by its sha256; the member snapshot format ignores the zero padding.
+        const raw = Buffer.from(server.snapshot());
+        const data = Buffer.concat([raw, Buffer.alloc((512 - (raw.length % 512)) % 512)]);
         const blob = Buffer.concat([data, createHash('sha256').update(data).digest()]);
         const header = headerOut(server.header());
         for (let off = 0; off < blob.length; off += SNAPSHOT_CHUNK) {

@@ -3,15 +3,20 @@ import { Errors } from '@nestcd/errors';
 import {
   Command, CommandResult, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
   LeaseGrantResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse, MvccStore, PutRequest, PutResponse,
-  RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+  RangeRequest, RangeResponse, TxnRequest, TxnResponse, encodeCommand,
 } from '@nestcd/mvcc';
 import { IdGenerator } from './ids';
+import { AlarmAction, AlarmMember, AlarmType, encodeAlarmRequest, EntryKind, MemberState } from './member-state';
 
 export const SERVER_VERSION = '0.1.0';
 /** The etcd cluster version whose API nestcd speaks. */
 export const CLUSTER_VERSION = '3.4.0';
 /** etcd's MaxLeaseTTL. */
 const DATA_FILE_BASE_BYTES = 16 * 1024;
+/** etcd's default --quota-backend-bytes (0 means this). */
+const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
+/** What etcd's quota charges a lease grant. */
+const LEASE_COST_BYTES = 64;
 export const MAX_LEASE_TTL = 9_000_000_000;
 
 export interface Member {
@@ -47,7 +52,8 @@ export interface Status {
  * is the same on one node and on a cluster.
  */
 export interface Proposer {
-  propose(cmd: Command): Promise<CommandResult>;
+  /** Replicates an entry of `kind`; resolves with the state machine's result once applied on this member. */
+  propose(kind: number, payload: Buffer): Promise<unknown>;
   /** Resolves when every write committed before the call is applied here (ReadIndex on a cluster). */
   readBarrier(): Promise<void>;
   readonly term: number;
@@ -61,7 +67,7 @@ export interface Proposer {
 
 /** What a member is made of once its data dir is opened (see openMember). */
 export interface MemberParts {
-  store: MvccStore;
+  state: MemberState;
   proposer: Proposer;
   memberId: bigint;
   clusterId: bigint;
@@ -81,8 +87,11 @@ export interface EtcdServerOptions {
 export class EtcdServer {
   readonly memberId: bigint;
   readonly clusterId: bigint;
-  readonly store: MvccStore;
+  readonly state: MemberState;
   readonly proposer: Proposer;
+  /** etcd's db size only shrinks on defragment; this is the high-water mark the quota is checked against. */
+  private allocatedBytes = 0;
+  private readonly quotaBytes: number;
   private readonly ids: IdGenerator;
   private readonly members: Member[];
   private leaseTimer?: NodeJS.Timeout;
@@ -90,7 +99,8 @@ export class EtcdServer {
   private stopped = false;
 
   constructor(readonly config: NestcdConfig, parts: MemberParts, private readonly options: EtcdServerOptions = {}) {
-    this.store = parts.store;
+    this.state = parts.state;
+    this.quotaBytes = config.quotaBackendBytes > 0 ? config.quotaBackendBytes : DEFAULT_QUOTA_BYTES;
     this.proposer = parts.proposer;
     this.members = parts.members;
     this.memberId = parts.memberId;
@@ -111,6 +121,10 @@ export class EtcdServer {
     await this.proposer.stop();
   }
 
+  get store(): MvccStore {
+    return this.state.store;
+  }
+
   header(revision = this.store.currentRevision): Header {
     return { clusterId: this.clusterId, memberId: this.memberId, revision, raftTerm: this.proposer.term };
   }
@@ -123,7 +137,8 @@ export class EtcdServer {
     return this.store.range(req);
   }
 
-  put(req: PutRequest): Promise<PutResponse> {
+  async put(req: PutRequest): Promise<PutResponse> {
+    await this.checkQuota(req.key.length + req.value.length);
     return this.propose({ put: req }) as Promise<PutResponse>;
   }
 
@@ -138,6 +153,7 @@ export class EtcdServer {
       await this.proposer.readBarrier();
       return this.store.apply({ txn: req }) as TxnResponse;
     }
+    await this.checkQuota(txnPutBytes(req));
     return this.propose({ txn: req }) as Promise<TxnResponse>;
   }
 
@@ -147,8 +163,9 @@ export class EtcdServer {
 
   // ---- Lease ----
 
-  leaseGrant(ttl: number, id: bigint): Promise<LeaseGrantResponse> {
-    if (ttl > MAX_LEASE_TTL) return Promise.reject(Errors.leaseTTLTooLarge());
+  async leaseGrant(ttl: number, id: bigint): Promise<LeaseGrantResponse> {
+    if (ttl > MAX_LEASE_TTL) throw Errors.leaseTTLTooLarge();
+    await this.checkQuota(LEASE_COST_BYTES);
     return this.propose({ leaseGrant: { id: id === 0n ? this.ids.nextId() : id, ttl } }) as Promise<LeaseGrantResponse>;
   }
 
@@ -196,19 +213,63 @@ export class EtcdServer {
   }
 
   status(): Status {
-    // The keyspace's own estimate plus the fixed part every data file has (etcd's empty bbolt file is ~20 KiB).
-    const size = this.store.dbSize() + DATA_FILE_BASE_BYTES;
+    const inUse = this.dbSizeInUse();
+    this.allocatedBytes = Math.max(this.allocatedBytes, inUse);
+    const errors = this.state.alarms.map((a) => `memberID:${a.memberId} alarm:${AlarmType[a.alarm]} `);
     return {
       version: SERVER_VERSION,
-      dbSize: size,
-      dbSizeInUse: size,
+      dbSize: this.allocatedBytes,
+      dbSizeInUse: inUse,
       leader: this.proposer.leader,
       raftIndex: this.proposer.committedIndex,
       raftTerm: this.proposer.term,
       raftAppliedIndex: this.proposer.appliedIndex,
       isLearner: false,
-      errors: [],
+      errors,
     };
+  }
+
+  // ---- alarms, quota, defragment ----
+
+  alarmList(): AlarmMember[] {
+    return this.state.alarms;
+  }
+
+  /** Activates or deactivates an alarm through the log (every member sees it); returns what changed. */
+  async alarm(action: AlarmAction, memberId: bigint, alarm: AlarmType): Promise<AlarmMember[]> {
+    this.ensureRunning();
+    if (action === AlarmAction.GET) {
+      await this.proposer.readBarrier();
+      return this.state.alarms;
+    }
+    return (await this.proposer.propose(EntryKind.Alarm, encodeAlarmRequest(action, memberId, alarm))) as AlarmMember[];
+  }
+
+  /** etcd rewrites its db file to drop freed pages; the in-memory keyspace has nothing to rewrite, so the
+   * allocated size simply falls back to what is in use. */
+  async defragment(): Promise<void> {
+    this.ensureRunning();
+    this.allocatedBytes = this.dbSizeInUse();
+  }
+
+  private dbSizeInUse(): number {
+    // The keyspace's own estimate plus the fixed part every data file has (etcd's empty bbolt file is ~20 KiB).
+    return this.store.dbSize() + DATA_FILE_BASE_BYTES;
+  }
+
+  /** etcd's quota: a write that would take the db past --quota-backend-bytes raises NOSPACE and is refused. */
+  private async checkQuota(cost: number): Promise<void> {
+    if (this.state.hasAlarm(AlarmType.NOSPACE)) throw Errors.noSpace();
+    this.allocatedBytes = Math.max(this.allocatedBytes, this.dbSizeInUse());
+    if (this.allocatedBytes + cost <= this.quotaBytes) return;
+    await this.alarm(AlarmAction.ACTIVATE, this.memberId, AlarmType.NOSPACE).catch(() => undefined);
+    throw Errors.noSpace();
+  }
+
+  /** The member's replicated state as one blob (what `etcdctl snapshot save` downloads). */
+  snapshot(): Uint8Array {
+    this.ensureRunning();
+    return this.state.snapshot();
   }
 
   hashKV(revision: number): { hash: number; compactRevision: number; revision: number } {
@@ -218,7 +279,7 @@ export class EtcdServer {
 
   private async propose(cmd: Command): Promise<CommandResult> {
     this.ensureRunning();
-    return this.proposer.propose(cmd);
+    return (await this.proposer.propose(EntryKind.Mvcc, encodeCommand(cmd))) as CommandResult;
   }
 
   private ensureRunning(): void {
@@ -230,4 +291,13 @@ function isReadOnlyTxn(req: TxnRequest): boolean {
   const branchReadOnly = (ops: TxnRequest['success']): boolean =>
     ops.every((op) => 'requestRange' in op || ('requestTxn' in op && isReadOnlyTxn(op.requestTxn)));
   return branchReadOnly(req.success) && branchReadOnly(req.failure);
+}
+
+function txnPutBytes(req: TxnRequest): number {
+  let n = 0;
+  for (const op of [...req.success, ...req.failure]) {
+    if ('requestPut' in op) n += op.requestPut.key.length + op.requestPut.value.length;
+    else if ('requestTxn' in op) n += txnPutBytes(op.requestTxn);
+  }
+  return n;
 }

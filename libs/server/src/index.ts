@@ -3,5 +3,8 @@ export type { EtcdServerOptions, Header, Member, MemberParts, Proposer, Status }
 export { clusterIdOf, IdGenerator, memberIdOf } from './ids';
 export { initialMembers, openMember } from './open-member';
 export type { OpenMemberOptions } from './open-member';
-export { EntryKind, RaftMember } from './raft-member';
-export type { RaftMemberOptions, RaftPersistence, RaftTransport } from './raft-member';
+export { RaftMember } from './raft-member';
+export type { RaftMemberOptions, RaftPersistence, RaftTransport, StateMachine } from './raft-member';
+export { AlarmAction, AlarmType, EntryKind, MemberState } from './member-state';
+export type { AlarmMember } from './member-state';
+export { ServerMetrics } from './metrics';

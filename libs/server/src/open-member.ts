@@ -3,6 +3,7 @@ import { MvccStore } from '@nestcd/mvcc';
 import { MemoryStorage } from '@nestcd/raft';
 import { EtcdServer, EtcdServerOptions, Member } from './etcd-server';
 import { clusterIdOf, memberIdOf } from './ids';
+import { MemberState } from './member-state';
 import { RaftMember } from './raft-member';
 
 export interface OpenMemberOptions extends EtcdServerOptions {
@@ -31,17 +32,18 @@ export async function openMember(config: NestcdConfig, options: OpenMemberOption
   const memberId = members.find((m) => m.name === config.name)!.id;
   const clusterId = clusterIdOf(members.map((m) => m.id));
   const minLeaseTtl = Math.ceil((3 * config.electionTimeout) / 2 / 1000);
-  const store = new MvccStore({ clock, minLeaseTtl });
+  const mvccOptions = { clock, minLeaseTtl };
+  const state = new MemberState(new MvccStore(mvccOptions), mvccOptions);
 
   const storage = new MemoryStorage();
   const voters = members.filter((m) => !m.isLearner).map((m) => m.id);
-  storage.applySnapshot({ data: store.snapshot(), metadata: { index: 1, term: 1, confState: { voters, learners: [] } } });
+  storage.applySnapshot({ data: state.snapshot(), metadata: { index: 1, term: 1, confState: { voters, learners: [] } } });
   storage.setHardState({ term: 1, vote: 0n, commit: 1 });
 
   const proposer = new RaftMember({
     id: memberId,
     storage,
-    store,
+    stateMachine: state,
     tickMs: config.heartbeatInterval,
     electionTicks: Math.max(2, Math.round(config.electionTimeout / config.heartbeatInterval)),
     snapshotCount: config.snapshotCount,
@@ -51,8 +53,8 @@ export async function openMember(config: NestcdConfig, options: OpenMemberOption
     log: options.log,
     // A new leader gives every lease a full TTL rather than expiring any early (etcd's promote).
     onLeaderChange: (_leader, isSelf) => {
-      if (isSelf) store.renewAllLeases();
+      if (isSelf) state.store.renewAllLeases();
     },
   });
-  return new EtcdServer(config, { store, proposer, memberId, clusterId, members }, options);
+  return new EtcdServer(config, { state, proposer, memberId, clusterId, members }, options);
 }

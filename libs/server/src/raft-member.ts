@@ -1,5 +1,4 @@
 import { Errors, EtcdError } from '@nestcd/errors';
-import { Command, CommandResult, decodeCommand, MvccStore, Writer, writeCommand } from '@nestcd/mvcc';
 import {
   ConfChange, ConfState, decodeConfChange, Entry, EntryType, HardState, MemoryStorage, Message, NodeId, None,
   NoLeaderError, ProposalDroppedError, RawNode, Ready, Snapshot, StateType,
@@ -24,7 +23,7 @@ export interface RaftMemberOptions {
   /** Loaded by the caller: the bootstrap or recovered snapshot, hard state and entries. */
   storage: MemoryStorage;
   /** The state machine, already restored to `storage`'s snapshot. */
-  store: MvccStore;
+  stateMachine: StateMachine;
   persistence?: RaftPersistence;
   transport?: RaftTransport;
   tickMs: number;
@@ -42,13 +41,21 @@ export interface RaftMemberOptions {
   onConfChange?: (cc: ConfChange, confState: ConfState) => void;
 }
 
-/** The kinds of Normal entries the server writes: one byte, then an 8-byte request ID, then the payload. */
-export enum EntryKind {
-  Mvcc = 1,
+/**
+ * What the log is applied to. Normal entries carry a kind byte, an 8-byte request ID and a payload; the
+ * state machine interprets kind and payload, deterministically, the same on every member.
+ */
+export interface StateMachine {
+  /** Returns the result for the proposer; throws EtcdError for a deterministic refusal. */
+  apply(kind: number, payload: Buffer, index: number): unknown;
+  snapshot(): Uint8Array;
+  restore(data: Uint8Array): void;
 }
 
+const ENVELOPE_HEADER_BYTES = 9;
+
 interface PendingProposal {
-  resolve: (r: CommandResult) => void;
+  resolve: (r: unknown) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout;
 }
@@ -161,17 +168,16 @@ export class RaftMember implements Proposer {
     this.schedule();
   }
 
-  propose(cmd: Command): Promise<CommandResult> {
+  /** Replicates `payload` as an entry of `kind`; resolves with the state machine's result once applied here. */
+  propose(kind: number, payload: Buffer): Promise<unknown> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.stopped) return Promise.reject(Errors.stopped());
     const id = ++this.nextRequestId;
-    const w = new Writer(64);
-    w.raw(ENVELOPE_HEADER);
-    writeCommand(w, cmd);
-    const data = w.finish();
-    data[0] = EntryKind.Mvcc;
+    const data = Buffer.allocUnsafe(ENVELOPE_HEADER_BYTES + payload.length);
+    data[0] = kind;
     data.writeBigUInt64BE(id, 1);
-    return new Promise<CommandResult>((resolve, reject) => {
+    payload.copy(data, ENVELOPE_HEADER_BYTES);
+    return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
         if (this.pending.delete(id)) reject(Errors.timeout());
       }, this.opts.requestTimeoutMs);
@@ -303,11 +309,10 @@ export class RaftMember implements Proposer {
     if (e.data.length === 0) return; // a new leader's empty entry
     const data = Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength);
     const id = data.readBigUInt64BE(1);
-    if (data[0] !== EntryKind.Mvcc) throw new Error(`unknown entry kind ${data[0]} at index ${e.index}`);
-    let result: CommandResult | undefined;
+    let result: unknown;
     let error: Error | undefined;
     try {
-      result = this.opts.store.apply(decodeCommand(data.subarray(ENVELOPE_HEADER.length)));
+      result = this.opts.stateMachine.apply(data[0], data.subarray(ENVELOPE_HEADER_BYTES), e.index);
     } catch (err) {
       // Deterministic refusals (unknown lease, compacted...) are answers, identical on every member.
       if (!(err instanceof EtcdError)) throw err;
@@ -316,17 +321,17 @@ export class RaftMember implements Proposer {
     this.settle(id, result, error);
   }
 
-  private settle(id: bigint, result: CommandResult | undefined, error: Error | undefined): void {
+  private settle(id: bigint, result: unknown, error: Error | undefined): void {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
     clearTimeout(p.timer);
     if (error) p.reject(error);
-    else p.resolve(result!);
+    else p.resolve(result);
   }
 
   private installSnapshot(snap: Snapshot): void {
-    // The cluster issue restores the state machine from a leader's snapshot here.
+    this.opts.stateMachine.restore(snap.data);
     this.appliedIndexValue = snap.metadata.index;
     this.confStateValue = snap.metadata.confState;
     this.lastSnapshotIndex = snap.metadata.index;
@@ -344,7 +349,7 @@ export class RaftMember implements Proposer {
   private async maybeSnapshot(): Promise<void> {
     if (this.appliedIndexValue - this.lastSnapshotIndex < this.opts.snapshotCount) return;
     const index = this.appliedIndexValue;
-    const snap = this.storage.createSnapshot(index, this.confStateValue, this.opts.store.snapshot());
+    const snap = this.storage.createSnapshot(index, this.confStateValue, this.opts.stateMachine.snapshot());
     this.lastSnapshotIndex = index;
     await this.opts.persistence?.saveSnapshot(snap);
     const keep = this.opts.catchUpEntries ?? 5000;
@@ -376,5 +381,3 @@ export class RaftMember implements Proposer {
     this.readWaiters = [];
   }
 }
-
-const ENVELOPE_HEADER = Buffer.alloc(9);

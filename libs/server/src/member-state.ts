@@ -1,0 +1,109 @@
+import { Errors } from '@nestcd/errors';
+import { Command, CommandResult, decodeCommand, MvccOptions, MvccStore, Reader, RequestOp, Writer } from '@nestcd/mvcc';
+import type { StateMachine } from './raft-member';
+
+/** The kinds of entries a member's log carries (the first byte of every Normal entry). */
+export enum EntryKind {
+  Mvcc = 1,
+  Alarm = 2,
+}
+
+/** etcd's alarm types and actions (etcdserverpb.AlarmType / AlarmRequest.AlarmAction numbers). */
+export enum AlarmType { NONE = 0, NOSPACE = 1, CORRUPT = 2 }
+export enum AlarmAction { GET = 0, ACTIVATE = 1, DEACTIVATE = 2 }
+
+export interface AlarmMember {
+  memberId: bigint;
+  alarm: AlarmType;
+}
+
+export function encodeAlarmRequest(action: AlarmAction, memberId: bigint, alarm: AlarmType): Buffer {
+  const b = Buffer.allocUnsafe(10);
+  b[0] = action;
+  b.writeBigUInt64BE(memberId, 1);
+  b[9] = alarm;
+  return b;
+}
+
+const SNAPSHOT_MAGIC = Buffer.from('NSM1');
+
+/**
+ * Everything a member replicates through its log: the keyspace and the cluster's alarms. Applying an entry
+ * is deterministic, so every member that applies the same log holds the same state.
+ */
+export class MemberState implements StateMachine {
+  private alarmList: AlarmMember[] = [];
+
+  constructor(public store: MvccStore, private readonly mvccOptions: MvccOptions = {}) {}
+
+  apply(kind: number, payload: Buffer): unknown {
+    switch (kind) {
+      case EntryKind.Mvcc: {
+        const cmd = decodeCommand(payload);
+        // With NOSPACE raised, etcd's capped applier refuses whatever could grow the keyspace.
+        if (this.hasAlarm(AlarmType.NOSPACE) && mayGrow(cmd)) throw Errors.noSpace();
+        return this.store.apply(cmd) as CommandResult;
+      }
+      case EntryKind.Alarm:
+        return this.applyAlarm(payload[0], payload.readBigUInt64BE(1), payload[9]);
+      default:
+        throw new Error(`unknown entry kind ${kind}`);
+    }
+  }
+
+  get alarms(): AlarmMember[] {
+    return this.alarmList.map((a) => ({ ...a }));
+  }
+
+  hasAlarm(type: AlarmType): boolean {
+    return this.alarmList.some((a) => a.alarm === type);
+  }
+
+  /** Returns the alarms the request changed, as etcd's AlarmResponse lists them. */
+  private applyAlarm(action: AlarmAction, memberId: bigint, alarm: AlarmType): AlarmMember[] {
+    const index = this.alarmList.findIndex((a) => a.memberId === memberId && a.alarm === alarm);
+    if (action === AlarmAction.ACTIVATE) {
+      if (alarm === AlarmType.NONE) return [];
+      if (index < 0) this.alarmList.push({ memberId, alarm });
+      return [{ memberId, alarm }];
+    }
+    if (action === AlarmAction.DEACTIVATE) {
+      if (index < 0) return [];
+      this.alarmList.splice(index, 1);
+      return [{ memberId, alarm }];
+    }
+    return this.alarms;
+  }
+
+  snapshot(): Uint8Array {
+    const mvcc = this.store.snapshot();
+    const w = new Writer(mvcc.length + 64);
+    w.raw(SNAPSHOT_MAGIC);
+    w.bytes(mvcc);
+    w.uint(this.alarmList.length);
+    for (const a of this.alarmList) {
+      w.i64(BigInt.asIntN(64, a.memberId));
+      w.uint(a.alarm);
+    }
+    return w.finish();
+  }
+
+  restore(data: Uint8Array): void {
+    const r = new Reader(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    if (!r.raw(SNAPSHOT_MAGIC.length).equals(SNAPSHOT_MAGIC)) throw new Error('not a nestcd member snapshot');
+    this.store = MvccStore.restore(r.bytes(), this.mvccOptions);
+    const alarms: AlarmMember[] = [];
+    for (let n = r.uint(); n > 0; n--) alarms.push({ memberId: BigInt.asUintN(64, r.i64()), alarm: r.uint() });
+    this.alarmList = alarms;
+  }
+}
+
+function opsMayGrow(ops: RequestOp[]): boolean {
+  return ops.some((op) => 'requestPut' in op || ('requestTxn' in op && (opsMayGrow(op.requestTxn.success) || opsMayGrow(op.requestTxn.failure))));
+}
+
+function mayGrow(cmd: Command): boolean {
+  if ('put' in cmd || 'leaseGrant' in cmd) return true;
+  if ('txn' in cmd) return opsMayGrow(cmd.txn.success) || opsMayGrow(cmd.txn.failure);
+  return false;
+}
