@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { ConfigError, parseConfig, usage } from '@nestcd/config';
 import { CLUSTER_VERSION, SERVER_VERSION } from '@nestcd/server';
+import { logLevelsFor, StderrLogger } from './logger';
 import { NestcdModule } from './nestcd.module';
 
 async function main(): Promise<void> {
@@ -24,11 +25,10 @@ async function main(): Promise<void> {
     return;
   }
   const { config, warnings } = parsed;
-  const logLevels = config.debug || config.logLevel === 'debug'
-    ? (['log', 'error', 'warn', 'debug'] as const)
-    : config.logLevel === 'info' ? (['log', 'error', 'warn'] as const) : (['error', 'warn'] as const);
-  const app = await NestFactory.createApplicationContext(NestcdModule.forConfig(config), { logger: [...logLevels] });
-  for (const w of warnings) process.stderr.write(`nestcd: warning: ${w}\n`);
+  const logger = new StderrLogger(logLevelsFor(config.logLevel, config.debug));
+  for (const w of warnings) logger.warn(w);
+  // abortOnError off: a member that cannot start (data dir locked, corrupt WAL) exits with its reason.
+  const app = await NestFactory.createApplicationContext(NestcdModule.forConfig(config), { logger, abortOnError: false });
   app.enableShutdownHooks(['SIGINT', 'SIGTERM']);
   await app.init();
 }

@@ -36,7 +36,7 @@ export class MemberLifecycle implements OnApplicationBootstrap, OnApplicationShu
 @Module({})
 export class NestcdModule {
   static forConfig(config: NestcdConfig): DynamicModule {
-    const logger = new Logger('grpc');
+    const logger = new Logger('nestcd');
     return {
       module: NestcdModule,
       providers: [

@@ -6,7 +6,7 @@ import {
   RangeRequest, RangeResponse, TxnRequest, TxnResponse, encodeCommand,
 } from '@nestcd/mvcc';
 import { IdGenerator } from './ids';
-import { AlarmAction, AlarmMember, AlarmType, encodeAlarmRequest, EntryKind, MemberState } from './member-state';
+import { AlarmAction, AlarmMember, AlarmType, encodeAlarmRequest, EntryKind, Member, MemberState } from './member-state';
 
 export const SERVER_VERSION = '0.1.0';
 /** The etcd cluster version whose API nestcd speaks. */
@@ -19,13 +19,7 @@ const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
 const LEASE_COST_BYTES = 64;
 export const MAX_LEASE_TTL = 9_000_000_000;
 
-export interface Member {
-  id: bigint;
-  name: string;
-  peerUrls: string[];
-  clientUrls: string[];
-  isLearner: boolean;
-}
+export type { Member } from './member-state';
 
 export interface Header {
   clusterId: bigint;
@@ -71,7 +65,8 @@ export interface MemberParts {
   proposer: Proposer;
   memberId: bigint;
   clusterId: bigint;
-  members: Member[];
+  /** Releases what the member holds open (the WAL) once it has stopped. */
+  onStop?: () => Promise<void>;
 }
 
 export interface EtcdServerOptions {
@@ -93,16 +88,17 @@ export class EtcdServer {
   private allocatedBytes = 0;
   private readonly quotaBytes: number;
   private readonly ids: IdGenerator;
-  private readonly members: Member[];
   private leaseTimer?: NodeJS.Timeout;
   private revoking = new Set<bigint>();
   private stopped = false;
 
+  private readonly onStop?: () => Promise<void>;
+
   constructor(readonly config: NestcdConfig, parts: MemberParts, private readonly options: EtcdServerOptions = {}) {
+    this.onStop = parts.onStop;
     this.state = parts.state;
     this.quotaBytes = config.quotaBackendBytes > 0 ? config.quotaBackendBytes : DEFAULT_QUOTA_BYTES;
     this.proposer = parts.proposer;
-    this.members = parts.members;
     this.memberId = parts.memberId;
     this.clusterId = parts.clusterId;
     this.ids = new IdGenerator(this.memberId, (options.clock ?? Date.now)());
@@ -119,6 +115,7 @@ export class EtcdServer {
     this.stopped = true;
     if (this.leaseTimer) clearInterval(this.leaseTimer);
     await this.proposer.stop();
+    await this.onStop?.();
   }
 
   get store(): MvccStore {
@@ -209,7 +206,8 @@ export class EtcdServer {
   // ---- Cluster and maintenance ----
 
   memberList(): Member[] {
-    return this.members.map((m) => ({ ...m }));
+    // This member's client URLs are what it advertises now (etcd publishes them on every start).
+    return this.state.members.map((m) => ({ ...m, clientUrls: m.id === this.memberId ? this.config.advertiseClientUrls : m.clientUrls }));
   }
 
   status(): Status {

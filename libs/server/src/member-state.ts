@@ -12,6 +12,14 @@ export enum EntryKind {
 export enum AlarmType { NONE = 0, NOSPACE = 1, CORRUPT = 2 }
 export enum AlarmAction { GET = 0, ACTIVATE = 1, DEACTIVATE = 2 }
 
+export interface Member {
+  id: bigint;
+  name: string;
+  peerUrls: string[];
+  clientUrls: string[];
+  isLearner: boolean;
+}
+
 export interface AlarmMember {
   memberId: bigint;
   alarm: AlarmType;
@@ -25,7 +33,7 @@ export function encodeAlarmRequest(action: AlarmAction, memberId: bigint, alarm:
   return b;
 }
 
-const SNAPSHOT_MAGIC = Buffer.from('NSM1');
+const SNAPSHOT_MAGIC = Buffer.from('NSM2');
 
 /**
  * Everything a member replicates through its log: the keyspace and the cluster's alarms. Applying an entry
@@ -33,6 +41,8 @@ const SNAPSHOT_MAGIC = Buffer.from('NSM1');
  */
 export class MemberState implements StateMachine {
   private alarmList: AlarmMember[] = [];
+  /** The cluster's members, replicated like the keyspace (etcd keeps them in its backend too). */
+  members: Member[] = [];
 
   constructor(public store: MvccStore, private readonly mvccOptions: MvccOptions = {}) {}
 
@@ -85,6 +95,18 @@ export class MemberState implements StateMachine {
       w.i64(BigInt.asIntN(64, a.memberId));
       w.uint(a.alarm);
     }
+    w.uint(this.members.length);
+    const strings = (list: string[]) => {
+      w.uint(list.length);
+      for (const u of list) w.bytes(Buffer.from(u));
+    };
+    for (const m of this.members) {
+      w.i64(BigInt.asIntN(64, m.id));
+      w.bytes(Buffer.from(m.name));
+      strings(m.peerUrls);
+      strings(m.clientUrls);
+      w.uint(m.isLearner ? 1 : 0);
+    }
     return w.finish();
   }
 
@@ -95,6 +117,16 @@ export class MemberState implements StateMachine {
     const alarms: AlarmMember[] = [];
     for (let n = r.uint(); n > 0; n--) alarms.push({ memberId: BigInt.asUintN(64, r.i64()), alarm: r.uint() });
     this.alarmList = alarms;
+    const strings = () => {
+      const list: string[] = [];
+      for (let n = r.uint(); n > 0; n--) list.push(r.bytes().toString());
+      return list;
+    };
+    const members: Member[] = [];
+    for (let n = r.uint(); n > 0; n--) {
+      members.push({ id: BigInt.asUintN(64, r.i64()), name: r.bytes().toString(), peerUrls: strings(), clientUrls: strings(), isLearner: r.uint() === 1 });
+    }
+    this.members = members;
   }
 }
 

@@ -1,13 +1,20 @@
 import type { NestcdConfig } from '@nestcd/config';
-import { MvccStore } from '@nestcd/mvcc';
-import { MemoryStorage } from '@nestcd/raft';
-import { EtcdServer, EtcdServerOptions, Member } from './etcd-server';
+import { MvccOptions, MvccStore } from '@nestcd/mvcc';
+import { HardState, MemoryStorage, Snapshot } from '@nestcd/raft';
+import { defaultFileSystem, ensureDataDir, FileSystem, Snapshotter, Wal } from '@nestcd/storage';
+import { EtcdServer, EtcdServerOptions } from './etcd-server';
 import { clusterIdOf, memberIdOf } from './ids';
-import { MemberState } from './member-state';
-import { RaftMember } from './raft-member';
+import { Member, MemberState } from './member-state';
+import { RaftMember, RaftPersistence } from './raft-member';
 
 export interface OpenMemberOptions extends EtcdServerOptions {
   log?: (msg: string) => void;
+  /** Keep everything in memory (tests); the default keeps it under --data-dir. */
+  inMemory?: boolean;
+  /** File access for the WAL and snapshots (tests inject faults here). */
+  fs?: FileSystem;
+  /** WAL segment size (tests use small ones). */
+  walSegmentBytes?: number;
 }
 
 /** The initial members as --initial-cluster names them; IDs derive from peer URLs and the cluster token. */
@@ -21,29 +28,33 @@ export function initialMembers(config: NestcdConfig): Member[] {
   }));
 }
 
+interface Recovered {
+  state: MemberState;
+  storage: MemoryStorage;
+  memberId: bigint;
+  clusterId: bigint;
+  persistence?: RaftPersistence;
+  close?: () => Promise<void>;
+}
+
 /**
  * Builds a member from its configuration: the keyspace, the Raft log it is replicated through, and the
  * server surface on top. A new member starts from a snapshot at index 1 holding the initial configuration,
- * the same on every founding member.
+ * the same on every founding member. A member whose data dir already holds a WAL ignores the initial-*
+ * flags (as etcd does) and recovers: newest snapshot, then every WAL entry after it.
  */
 export async function openMember(config: NestcdConfig, options: OpenMemberOptions = {}): Promise<EtcdServer> {
   const clock = options.clock ?? Date.now;
-  const members = initialMembers(config);
-  const memberId = members.find((m) => m.name === config.name)!.id;
-  const clusterId = clusterIdOf(members.map((m) => m.id));
   const minLeaseTtl = Math.ceil((3 * config.electionTimeout) / 2 / 1000);
-  const mvccOptions = { clock, minLeaseTtl };
-  const state = new MemberState(new MvccStore(mvccOptions), mvccOptions);
-
-  const storage = new MemoryStorage();
-  const voters = members.filter((m) => !m.isLearner).map((m) => m.id);
-  storage.applySnapshot({ data: state.snapshot(), metadata: { index: 1, term: 1, confState: { voters, learners: [] } } });
-  storage.setHardState({ term: 1, vote: 0n, commit: 1 });
+  const mvccOptions: MvccOptions = { clock, minLeaseTtl };
+  const recovered = options.inMemory ? bootstrapInMemory(config, mvccOptions) : await openDataDir(config, mvccOptions, options);
+  const { state, storage, memberId, clusterId } = recovered;
 
   const proposer = new RaftMember({
     id: memberId,
     storage,
     stateMachine: state,
+    persistence: recovered.persistence,
     tickMs: config.heartbeatInterval,
     electionTicks: Math.max(2, Math.round(config.electionTimeout / config.heartbeatInterval)),
     snapshotCount: config.snapshotCount,
@@ -56,5 +67,83 @@ export async function openMember(config: NestcdConfig, options: OpenMemberOption
       if (isSelf) state.store.renewAllLeases();
     },
   });
-  return new EtcdServer(config, { state, proposer, memberId, clusterId, members }, options);
+  return new EtcdServer(config, { state, proposer, memberId, clusterId, onStop: recovered.close }, options);
+}
+
+function bootstrapState(config: NestcdConfig, mvccOptions: MvccOptions) {
+  const members = initialMembers(config);
+  const memberId = members.find((m) => m.name === config.name)!.id;
+  const clusterId = clusterIdOf(members.map((m) => m.id));
+  const state = new MemberState(new MvccStore(mvccOptions), mvccOptions);
+  state.members = members;
+  const voters = members.filter((m) => !m.isLearner).map((m) => m.id);
+  const snapshot: Snapshot = { data: state.snapshot(), metadata: { index: 1, term: 1, confState: { voters, learners: [] } } };
+  const hardState: HardState = { term: 1, vote: 0n, commit: 1 };
+  return { state, memberId, clusterId, snapshot, hardState };
+}
+
+function bootstrapInMemory(config: NestcdConfig, mvccOptions: MvccOptions): Recovered {
+  const { state, memberId, clusterId, snapshot, hardState } = bootstrapState(config, mvccOptions);
+  const storage = new MemoryStorage();
+  storage.applySnapshot(snapshot);
+  storage.setHardState(hardState);
+  return { state, storage, memberId, clusterId };
+}
+
+async function openDataDir(config: NestcdConfig, mvccOptions: MvccOptions, options: OpenMemberOptions): Promise<Recovered> {
+  const fs = options.fs ?? defaultFileSystem;
+  const log = options.log;
+  const dirs = await ensureDataDir(config.dataDir, config.walDir, fs, log);
+  const snapshotter = new Snapshotter(dirs.snapDir, fs, log);
+  const walOptions = { fs, log, segmentSize: options.walSegmentBytes };
+  const storage = new MemoryStorage();
+  let wal: Wal;
+  let state: MemberState;
+  let memberId: bigint;
+  let clusterId: bigint;
+
+  if (await Wal.exists(dirs.walDir, fs)) {
+    // Only a snapshot the WAL has a marker for is known to be complete and consistent with the log.
+    const { markers } = await Wal.readSnapshotMarkers(dirs.walDir, { fs });
+    const snapshot = await snapshotter.loadNewest((info) => markers.some((m) => m.index === info.index && m.term === info.term));
+    const opened = await Wal.open(dirs.walDir, {
+      ...walOptions,
+      fromSnapshot: snapshot ? { index: snapshot.metadata.index, term: snapshot.metadata.term } : undefined,
+    });
+    wal = opened.wal;
+    memberId = opened.metadata.memberId;
+    clusterId = opened.metadata.clusterId;
+    state = new MemberState(new MvccStore(mvccOptions), mvccOptions);
+    if (snapshot) {
+      state.restore(snapshot.data);
+      storage.applySnapshot(snapshot);
+    }
+    storage.setHardState(opened.hardState);
+    storage.append(opened.entries);
+    log?.(
+      `recovered member ${memberId.toString(16)} from ${dirs.dataDir}: snapshot at index ${snapshot?.metadata.index ?? 0}, ` +
+        `${opened.entries.length} WAL entries, commit ${opened.hardState.commit}`,
+    );
+  } else {
+    const boot = bootstrapState(config, mvccOptions);
+    ({ state, memberId, clusterId } = boot);
+    wal = await Wal.create(dirs.walDir, { memberId, clusterId }, walOptions);
+    await snapshotter.save(boot.snapshot);
+    await wal.saveSnapshot({ index: 1, term: 1 });
+    await wal.save(boot.hardState, []);
+    storage.applySnapshot(boot.snapshot);
+    storage.setHardState(boot.hardState);
+  }
+
+  const persistence: RaftPersistence = {
+    save: (hardState, entries) => wal.save(hardState, entries),
+    // etcd's order: the snapshot file, then its WAL marker; only then are older WAL segments and snapshots released.
+    saveSnapshot: async (snapshot) => {
+      await snapshotter.save(snapshot);
+      await wal.saveSnapshot({ index: snapshot.metadata.index, term: snapshot.metadata.term });
+      await wal.purge(snapshot.metadata.index, config.maxWals);
+      await snapshotter.purge(config.maxSnapshots);
+    },
+  };
+  return { state, storage, memberId, clusterId, persistence, close: () => wal.close() };
 }

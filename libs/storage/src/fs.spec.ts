@@ -1,0 +1,91 @@
+import * as nodeFs from 'node:fs';
+import * as path from 'node:path';
+import { FaultyFileSystem, NodeFileSystem, SimulatedCrashError, readWholeFile, writeFully } from './fs';
+import { ensureDataDir, layout, memberDir, snapDir, walDir } from './data-dir';
+import { rmDir, tmpDir } from './test-helpers';
+
+describe('FileSystem', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = tmpDir();
+  });
+  afterEach(() => rmDir(dir));
+
+  it('NodeFileSystem: write at offset, read, truncate, sync, rename, readdir, unlink, fsyncDir', async () => {
+    const fs = new NodeFileSystem();
+    const f = path.join(dir, 'a');
+    const fh = await fs.open(f, 'wx');
+    await writeFully(fh, Buffer.from('hello'), 3);
+    await fh.truncate(16);
+    await fh.datasync();
+    await fh.sync();
+    expect((await fh.stat()).size).toBe(16);
+    await fh.close();
+    await expect(fs.open(f, 'wx')).rejects.toMatchObject({ code: 'EEXIST' });
+    expect((await readWholeFile(fs, f)).subarray(0, 8)).toEqual(Buffer.from('\0\0\0hello'));
+    await fs.rename(f, path.join(dir, 'b'));
+    await fs.fsyncDir(dir);
+    expect(await fs.readdir(dir)).toEqual(['b']);
+    await fs.mkdir(path.join(dir, 'x', 'y'), { recursive: true });
+    expect((await fs.stat(path.join(dir, 'x', 'y'))).isDirectory).toBe(true);
+    await fs.unlink(path.join(dir, 'b'));
+    await expect(fs.stat(path.join(dir, 'b'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('FaultyFileSystem: torn write writes a prefix, then the process is dead', async () => {
+    const ffs = new FaultyFileSystem();
+    const f = path.join(dir, 't');
+    const fh = await ffs.open(f, 'w');
+    ffs.tearAfterBytes = 4;
+    await expect(fh.write(Buffer.from('abcdefgh'), 0, 8, 0)).rejects.toBeInstanceOf(SimulatedCrashError);
+    await expect(fh.datasync()).rejects.toBeInstanceOf(SimulatedCrashError);
+    await expect(ffs.readdir(dir)).rejects.toBeInstanceOf(SimulatedCrashError);
+    await fh.close();
+    expect(nodeFs.readFileSync(f, 'utf8')).toBe('abcd');
+  });
+
+  it('FaultyFileSystem: short writes, EIO on fdatasync, ENOSPC and recovery', async () => {
+    const ffs = new FaultyFileSystem();
+    const fh = await ffs.open(path.join(dir, 's'), 'w');
+    ffs.shortWrites = true;
+    expect(await fh.write(Buffer.from('abcdefgh'), 0, 8, 0)).toBe(4);
+    ffs.shortWrites = false;
+    ffs.failFsync = 'once';
+    await expect(fh.datasync()).rejects.toMatchObject({ code: 'EIO' });
+    await fh.datasync();
+    ffs.spaceLeft = 3;
+    expect(await fh.write(Buffer.from('12345'), 0, 5, 0)).toBe(3);
+    await expect(fh.write(Buffer.from('45'), 0, 2, 3)).rejects.toMatchObject({ code: 'ENOSPC' });
+    ffs.spaceLeft = Infinity;
+    expect(await fh.write(Buffer.from('45'), 0, 2, 3)).toBe(2);
+    await fh.close();
+    expect(nodeFs.readFileSync(path.join(dir, 's'), 'utf8')).toBe('12345');
+    await ffs.flipBit(path.join(dir, 's'), 0, 0);
+    expect(nodeFs.readFileSync(path.join(dir, 's'), 'utf8')).toBe('02345');
+    expect(ffs.stats.datasyncs).toBe(2);
+    expect(ffs.stats.datasyncsCompleted).toBe(1);
+  });
+});
+
+describe('data dir layout', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = tmpDir();
+  });
+  afterEach(() => rmDir(dir));
+
+  it('member/wal and member/snap, --wal-dir elsewhere, created 0700', async () => {
+    const dd = path.join(dir, 'data');
+    expect(memberDir(dd)).toBe(path.join(dd, 'member'));
+    expect(walDir(dd)).toBe(path.join(dd, 'member', 'wal'));
+    expect(walDir(dd, '/elsewhere/wal')).toBe('/elsewhere/wal');
+    expect(snapDir(dd)).toBe(path.join(dd, 'member', 'snap'));
+    const l = await ensureDataDir(dd, path.join(dir, 'wal-dir'));
+    expect(l).toEqual(layout(dd, path.join(dir, 'wal-dir')));
+    for (const d of [l.dataDir, l.memberDir, l.snapDir, l.walDir]) expect(nodeFs.statSync(d).mode & 0o777).toBe(0o700);
+    nodeFs.chmodSync(l.snapDir, 0o755);
+    const logs: string[] = [];
+    await ensureDataDir(dd, path.join(dir, 'wal-dir'), undefined, (m) => logs.push(m));
+    expect(logs.join('\n')).toMatch(/755/);
+  });
+});

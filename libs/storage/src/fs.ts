@@ -1,0 +1,360 @@
+import * as nodeFs from 'node:fs';
+import * as path from 'node:path';
+
+/**
+ * The only door to the disk for libs/storage: the WAL, the snapshotter, the lock file and the data-dir helpers
+ * all go through a `FileSystem`, so tests can count fdatasyncs and inject faults (see FaultyFileSystem).
+ */
+export interface FileStat {
+  size: number;
+  isFile: boolean;
+  isDirectory: boolean;
+  /** Permission bits (mode & 0o7777). */
+  mode: number;
+}
+
+/**
+ * 'r' read only; 'r+' read/write an existing file; 'w' create or truncate; 'wx' create exclusively (O_CREAT|O_EXCL:
+ * fails with EEXIST if the file exists).
+ */
+export type OpenFlags = 'r' | 'r+' | 'w' | 'wx';
+
+export interface FileHandle {
+  readonly path: string;
+  /** Reads up to `length` bytes at `position` into buf[offset..]; returns the count read (0 at EOF). */
+  read(buf: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  /** Writes buf[offset, offset+length) at file `position`; returns the count written, which may be short. */
+  write(buf: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  /** ftruncate: shrink, or extend with zeros (sparse). */
+  truncate(length: number): Promise<void>;
+  datasync(): Promise<void>;
+  sync(): Promise<void>;
+  stat(): Promise<FileStat>;
+  close(): Promise<void>;
+}
+
+export interface FileSystem {
+  open(file: string, flags: OpenFlags, mode?: number): Promise<FileHandle>;
+  rename(from: string, to: string): Promise<void>;
+  unlink(file: string): Promise<void>;
+  readdir(dir: string): Promise<string[]>;
+  mkdir(dir: string, opts?: { recursive?: boolean; mode?: number }): Promise<void>;
+  /** Rejects with an ENOENT error if nothing is there. */
+  stat(file: string): Promise<FileStat>;
+  /** Makes a directory's entries (creations, renames, unlinks) durable: open the directory and fsync it. */
+  fsyncDir(dir: string): Promise<void>;
+}
+
+function toStat(s: nodeFs.Stats): FileStat {
+  return { size: s.size, isFile: s.isFile(), isDirectory: s.isDirectory(), mode: s.mode & 0o7777 };
+}
+
+class NodeFileHandle implements FileHandle {
+  constructor(
+    readonly path: string,
+    private readonly fh: nodeFs.promises.FileHandle,
+  ) {}
+  async read(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    return (await this.fh.read(buf, offset, length, position)).bytesRead;
+  }
+  async write(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    return (await this.fh.write(buf, offset, length, position)).bytesWritten;
+  }
+  truncate(length: number): Promise<void> {
+    return this.fh.truncate(length);
+  }
+  datasync(): Promise<void> {
+    return this.fh.datasync();
+  }
+  sync(): Promise<void> {
+    return this.fh.sync();
+  }
+  async stat(): Promise<FileStat> {
+    return toStat(await this.fh.stat());
+  }
+  close(): Promise<void> {
+    return this.fh.close();
+  }
+}
+
+/** The real thing: node:fs promises. */
+export class NodeFileSystem implements FileSystem {
+  async open(file: string, flags: OpenFlags, mode = 0o600): Promise<FileHandle> {
+    return new NodeFileHandle(file, await nodeFs.promises.open(file, flags, mode));
+  }
+  rename(from: string, to: string): Promise<void> {
+    return nodeFs.promises.rename(from, to);
+  }
+  unlink(file: string): Promise<void> {
+    return nodeFs.promises.unlink(file);
+  }
+  readdir(dir: string): Promise<string[]> {
+    return nodeFs.promises.readdir(dir);
+  }
+  async mkdir(dir: string, opts?: { recursive?: boolean; mode?: number }): Promise<void> {
+    await nodeFs.promises.mkdir(dir, { recursive: opts?.recursive ?? false, mode: opts?.mode ?? 0o700 });
+  }
+  async stat(file: string): Promise<FileStat> {
+    return toStat(await nodeFs.promises.stat(file));
+  }
+  async fsyncDir(dir: string): Promise<void> {
+    const fh = await nodeFs.promises.open(dir, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+export const defaultFileSystem: FileSystem = new NodeFileSystem();
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers built on the interface.
+
+export function errnoCode(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined;
+}
+
+export async function pathExists(fs: FileSystem, file: string): Promise<boolean> {
+  try {
+    await fs.stat(file);
+    return true;
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return false;
+    throw e;
+  }
+}
+
+/** Reads a whole file through `fs`. */
+export async function readWholeFile(fs: FileSystem, file: string): Promise<Buffer> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    const buf = Buffer.alloc(size);
+    let off = 0;
+    while (off < size) {
+      const n = await fh.read(buf, off, size - off, off);
+      if (n <= 0) break;
+      off += n;
+    }
+    return off === size ? buf : buf.subarray(0, off);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes all of buf at `position`, looping over short writes. */
+export async function writeFully(fh: FileHandle, buf: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.byteLength) {
+    const n = await fh.write(buf, done, buf.byteLength - done, position + done);
+    if (!(n > 0)) throw new Error(`write to ${fh.path} made no progress (returned ${n})`);
+    done += n;
+  }
+}
+
+/**
+ * Crash-safe file replacement: write `<file>.tmp`, fsync it, rename over `file`, fsync the directory.
+ * A crash leaves either the old file (plus maybe a stray .tmp) or the complete new one.
+ */
+export async function writeFileAtomic(fs: FileSystem, file: string, data: Uint8Array, mode = 0o600): Promise<void> {
+  const tmp = `${file}.tmp`;
+  const fh = await fs.open(tmp, 'w', mode);
+  try {
+    await writeFully(fh, data, 0);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fs.rename(tmp, file);
+  await fs.fsyncDir(path.dirname(file));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fault injection for tests.
+
+export class SimulatedCrashError extends Error {
+  readonly code = 'ESIMCRASH';
+  constructor(what: string) {
+    super(`simulated crash: the process is dead (${what})`);
+    this.name = 'SimulatedCrashError';
+  }
+}
+
+function errnoError(code: string, syscall: string, file: string): NodeJS.ErrnoException {
+  const messages: Record<string, string> = { EIO: 'i/o error', ENOSPC: 'no space left on device' };
+  const e = new Error(`${code}: ${messages[code] ?? code}, ${syscall} '${file}'`) as NodeJS.ErrnoException;
+  e.code = code;
+  e.syscall = syscall;
+  e.path = file;
+  return e;
+}
+
+export interface FaultyStats {
+  opens: number;
+  writes: number;
+  bytesWritten: number;
+  datasyncs: number;
+  /** fdatasyncs that returned successfully. */
+  datasyncsCompleted: number;
+  fsyncs: number;
+  dirSyncs: number;
+  renames: number;
+  unlinks: number;
+}
+
+/**
+ * A FileSystem wrapper for tests. Every operation is counted (`stats`); faults are armed by setting fields:
+ *
+ * - `tearAfterBytes = n`: the next n bytes written (over all files) reach the disk; the write that crosses that
+ *   limit writes only its prefix, then the process "dies": that write and every later call throw SimulatedCrashError.
+ * - `shortWrites = true`: each write writes only a prefix (at least one byte) and returns the short count.
+ * - `failFsync = 'once' | 'always'`: fdatasync / fsync fail with EIO ('once' re-disarms after one failure).
+ * - `spaceLeft = n`: a disk with n free bytes: a write beyond it writes what fits and returns the short count; a
+ *   write with no space left throws ENOSPC. Set back to Infinity when space "returns".
+ * - `crash()`: the process dies now.
+ * - `flipBit(file, offset, bit)`: flips one bit of existing content directly on disk (bypasses faults/counters).
+ * - `beforeDatasync`: an async hook run before each fdatasync (tests use it to hold a sync open).
+ */
+export class FaultyFileSystem implements FileSystem {
+  readonly stats: FaultyStats = { opens: 0, writes: 0, bytesWritten: 0, datasyncs: 0, datasyncsCompleted: 0, fsyncs: 0, dirSyncs: 0, renames: 0, unlinks: 0 };
+  crashed = false;
+  tearAfterBytes: number | undefined;
+  shortWrites = false;
+  failFsync: 'never' | 'once' | 'always' = 'never';
+  spaceLeft = Infinity;
+  beforeDatasync: ((file: string) => Promise<void> | void) | undefined;
+
+  constructor(readonly inner: FileSystem = new NodeFileSystem()) {}
+
+  crash(): void {
+    this.crashed = true;
+  }
+
+  alive(what: string): void {
+    if (this.crashed) throw new SimulatedCrashError(what);
+  }
+
+  async open(file: string, flags: OpenFlags, mode?: number): Promise<FileHandle> {
+    this.alive(`open ${file}`);
+    this.stats.opens++;
+    return new FaultyFileHandle(this, await this.inner.open(file, flags, mode));
+  }
+  async rename(from: string, to: string): Promise<void> {
+    this.alive(`rename ${from}`);
+    this.stats.renames++;
+    await this.inner.rename(from, to);
+  }
+  async unlink(file: string): Promise<void> {
+    this.alive(`unlink ${file}`);
+    this.stats.unlinks++;
+    await this.inner.unlink(file);
+  }
+  async readdir(dir: string): Promise<string[]> {
+    this.alive(`readdir ${dir}`);
+    return this.inner.readdir(dir);
+  }
+  async mkdir(dir: string, opts?: { recursive?: boolean; mode?: number }): Promise<void> {
+    this.alive(`mkdir ${dir}`);
+    await this.inner.mkdir(dir, opts);
+  }
+  async stat(file: string): Promise<FileStat> {
+    this.alive(`stat ${file}`);
+    return this.inner.stat(file);
+  }
+  async fsyncDir(dir: string): Promise<void> {
+    this.alive(`fsyncDir ${dir}`);
+    this.stats.dirSyncs++;
+    await this.inner.fsyncDir(dir);
+  }
+
+  /** Flips bit `bit` (0..7) of the byte at `offset` of `file`, directly on disk. */
+  async flipBit(file: string, offset: number, bit = 0): Promise<void> {
+    const fh = await this.inner.open(file, 'r+');
+    try {
+      const b = Buffer.alloc(1);
+      if ((await fh.read(b, 0, 1, offset)) !== 1) throw new Error(`flipBit: ${file} has no byte at ${offset}`);
+      b[0] ^= 1 << bit;
+      await writeFully(fh, b, offset);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** @internal */
+  failSync(kind: 'fdatasync' | 'fsync', file: string): void {
+    if (this.failFsync === 'never') return;
+    if (this.failFsync === 'once') this.failFsync = 'never';
+    throw errnoError('EIO', kind, file);
+  }
+}
+
+class FaultyFileHandle implements FileHandle {
+  constructor(
+    private readonly ffs: FaultyFileSystem,
+    private readonly inner: FileHandle,
+  ) {}
+  get path(): string {
+    return this.inner.path;
+  }
+  async read(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    this.ffs.alive(`read ${this.path}`);
+    return this.inner.read(buf, offset, length, position);
+  }
+  async write(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    const f = this.ffs;
+    f.alive(`write ${this.path}`);
+    f.stats.writes++;
+    let n = length;
+    if (f.shortWrites && n > 1) n = Math.max(1, Math.floor(n / 2));
+    if (f.spaceLeft !== Infinity) {
+      if (f.spaceLeft <= 0) throw errnoError('ENOSPC', 'write', this.path);
+      n = Math.min(n, f.spaceLeft);
+    }
+    if (f.tearAfterBytes !== undefined && n > f.tearAfterBytes) {
+      const prefix = f.tearAfterBytes;
+      if (prefix > 0) await writeFully(this.inner, buf.subarray(offset, offset + prefix), position);
+      f.stats.bytesWritten += prefix;
+      f.tearAfterBytes = undefined;
+      f.crash();
+      throw new SimulatedCrashError(`torn write to ${this.path} after ${prefix} of ${length} bytes`);
+    }
+    const written = await this.inner.write(buf, offset, n, position);
+    if (f.tearAfterBytes !== undefined) f.tearAfterBytes -= written;
+    if (f.spaceLeft !== Infinity) f.spaceLeft -= written;
+    f.stats.bytesWritten += written;
+    return written;
+  }
+  async truncate(length: number): Promise<void> {
+    this.ffs.alive(`ftruncate ${this.path}`);
+    await this.inner.truncate(length);
+  }
+  async datasync(): Promise<void> {
+    const f = this.ffs;
+    f.alive(`fdatasync ${this.path}`);
+    if (f.beforeDatasync) await f.beforeDatasync(this.path);
+    f.alive(`fdatasync ${this.path}`);
+    f.stats.datasyncs++;
+    f.failSync('fdatasync', this.path);
+    await this.inner.datasync();
+    f.alive(`fdatasync ${this.path}`);
+    f.stats.datasyncsCompleted++;
+  }
+  async sync(): Promise<void> {
+    const f = this.ffs;
+    f.alive(`fsync ${this.path}`);
+    f.stats.fsyncs++;
+    f.failSync('fsync', this.path);
+    await this.inner.sync();
+  }
+  async stat(): Promise<FileStat> {
+    this.ffs.alive(`fstat ${this.path}`);
+    return this.inner.stat();
+  }
+  async close(): Promise<void> {
+    // Closing never fails on a "dead" process: the kernel closes descriptors of dead processes anyway.
+    await this.inner.close();
+  }
+}

@@ -1,0 +1,194 @@
+import * as path from 'node:path';
+import type { Snapshot } from '@nestcd/raft';
+import { FileSystem, defaultFileSystem, errnoCode, readWholeFile, writeFileAtomic } from './fs';
+import { crc32 } from './wal-record';
+
+/**
+ * Snapshot files `%016x-%016x.snap` (term, index), little-endian:
+ *
+ *   8 bytes  magic "NCDSNAP1"
+ *   u32      crc32 of everything after this field
+ *   u64      index, u64 term
+ *   u32      n voters, n x u64;  u32 n learners, n x u64
+ *   u64      data length, data
+ *
+ * Written to `<name>.tmp`, fsynced, renamed, directory fsynced: a crash leaves the old set of snapshots or the new one.
+ */
+const MAGIC = Buffer.from('NCDSNAP1', 'ascii');
+const SNAP_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
+const TWO32 = 2 ** 32;
+
+export interface SnapshotFileInfo {
+  name: string;
+  path: string;
+  term: number;
+  index: number;
+}
+
+export class SnapshotCorruptError extends Error {
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
+    super(`snapshot ${file} is unusable: ${reason}`);
+    this.name = 'SnapshotCorruptError';
+  }
+}
+
+export function snapshotName(term: number, index: number): string {
+  return `${term.toString(16).padStart(16, '0')}-${index.toString(16).padStart(16, '0')}.snap`;
+}
+
+export function encodeSnapshot(s: Snapshot): Buffer {
+  const { voters, learners } = s.metadata.confState;
+  const bodyLen = 16 + 4 + 8 * voters.length + 4 + 8 * learners.length + 8 + s.data.byteLength;
+  const buf = Buffer.alloc(MAGIC.length + 4 + bodyLen);
+  MAGIC.copy(buf, 0);
+  let o = MAGIC.length + 4;
+  const u64 = (n: number): void => {
+    buf.writeUInt32LE(n % TWO32, o);
+    buf.writeUInt32LE(Math.floor(n / TWO32), o + 4);
+    o += 8;
+  };
+  u64(s.metadata.index);
+  u64(s.metadata.term);
+  for (const ids of [voters, learners]) {
+    buf.writeUInt32LE(ids.length, o);
+    o += 4;
+    for (const id of ids) {
+      buf.writeBigUInt64LE(BigInt.asUintN(64, id), o);
+      o += 8;
+    }
+  }
+  u64(s.data.byteLength);
+  buf.set(s.data, o);
+  buf.writeUInt32LE(crc32(buf.subarray(MAGIC.length + 4), 0), MAGIC.length);
+  return buf;
+}
+
+export function decodeSnapshot(buf: Buffer, file = 'snapshot'): Snapshot {
+  const fail = (reason: string): never => {
+    throw new SnapshotCorruptError(file, reason);
+  };
+  if (buf.length < MAGIC.length + 4 + 16 + 4 + 4 + 8) fail(`too short (${buf.length} bytes)`);
+  if (!buf.subarray(0, MAGIC.length).equals(MAGIC)) fail('bad magic');
+  if (crc32(buf.subarray(MAGIC.length + 4), 0) !== buf.readUInt32LE(MAGIC.length)) fail('CRC mismatch');
+  let o = MAGIC.length + 4;
+  const need = (n: number): void => {
+    if (o + n > buf.length) fail('truncated');
+  };
+  const u64 = (): number => {
+    need(8);
+    const n = buf.readUInt32LE(o) + buf.readUInt32LE(o + 4) * TWO32;
+    o += 8;
+    return n;
+  };
+  const index = u64();
+  const term = u64();
+  const ids = (): bigint[] => {
+    need(4);
+    const n = buf.readUInt32LE(o);
+    o += 4;
+    need(8 * n);
+    const out: bigint[] = [];
+    for (let i = 0; i < n; i++, o += 8) out.push(buf.readBigUInt64LE(o));
+    return out;
+  };
+  const voters = ids();
+  const learners = ids();
+  const len = u64();
+  if (o + len !== buf.length) fail(`data length ${len} does not match the file size`);
+  const data = new Uint8Array(len);
+  data.set(buf.subarray(o, o + len));
+  return { data, metadata: { index, term, confState: { voters, learners } } };
+}
+
+export class Snapshotter {
+  private readonly fs: FileSystem;
+  private readonly log: (msg: string) => void;
+
+  constructor(
+    readonly dir: string,
+    fs?: FileSystem,
+    log?: (msg: string) => void,
+  ) {
+    this.fs = fs ?? defaultFileSystem;
+    this.log = log ?? (() => undefined);
+  }
+
+  /** Writes the snapshot durably (temp file, fsync, rename, fsync dir). Creates the directory (0700) if needed. */
+  async save(snapshot: Snapshot): Promise<void> {
+    await this.fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const file = path.join(this.dir, snapshotName(snapshot.metadata.term, snapshot.metadata.index));
+    await writeFileAtomic(this.fs, file, encodeSnapshot(snapshot));
+  }
+
+  /** Snapshot files, oldest first (by index, then term). Temp files are ignored. */
+  async list(): Promise<SnapshotFileInfo[]> {
+    let names: string[];
+    try {
+      names = await this.fs.readdir(this.dir);
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return [];
+      throw e;
+    }
+    const out: SnapshotFileInfo[] = [];
+    for (const name of names) {
+      const m = SNAP_RE.exec(name);
+      if (m) out.push({ name, path: path.join(this.dir, name), term: parseInt(m[1], 16), index: parseInt(m[2], 16) });
+    }
+    return out.sort((a, b) => a.index - b.index || a.term - b.term);
+  }
+
+  /** Reads one snapshot file; throws SnapshotCorruptError if it does not verify or its name disagrees. */
+  async load(info: SnapshotFileInfo): Promise<Snapshot> {
+    const snap = decodeSnapshot(await readWholeFile(this.fs, info.path), info.path);
+    if (snap.metadata.index !== info.index || snap.metadata.term !== info.term) {
+      throw new SnapshotCorruptError(info.path, `content is for term ${snap.metadata.term} index ${snap.metadata.index}`);
+    }
+    return snap;
+  }
+
+  /**
+   * The newest snapshot that verifies (and passes `accept`, e.g. "the WAL has a marker for it"); corrupt files are
+   * skipped and reported through the log callback. Undefined if there is none.
+   */
+  async loadNewest(accept?: (info: SnapshotFileInfo) => boolean): Promise<Snapshot | undefined> {
+    const files = (await this.list()).reverse();
+    for (const info of files) {
+      if (accept && !accept(info)) continue;
+      try {
+        return await this.load(info);
+      } catch (e) {
+        if (!(e instanceof SnapshotCorruptError)) throw e;
+        this.log(`snap: skipping ${e.message}`);
+      }
+    }
+    return undefined;
+  }
+
+  /** Keeps the newest `maxSnapshots` files (0 = unlimited) and removes stray temp files. */
+  async purge(maxSnapshots: number): Promise<void> {
+    let removed = 0;
+    try {
+      for (const name of await this.fs.readdir(this.dir)) {
+        if (name.endsWith('.snap.tmp')) {
+          await this.fs.unlink(path.join(this.dir, name));
+          removed++;
+        }
+      }
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return;
+      throw e;
+    }
+    if (maxSnapshots > 0) {
+      const files = await this.list();
+      for (const f of files.slice(0, Math.max(0, files.length - maxSnapshots))) {
+        await this.fs.unlink(f.path);
+        this.log(`snap: purged ${f.path}`);
+        removed++;
+      }
+    }
+    if (removed > 0) await this.fs.fsyncDir(this.dir);
+  }
+}
