@@ -18,7 +18,7 @@ export class MemberLifecycle implements OnApplicationBootstrap, OnApplicationShu
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    this.server.start();
+    await this.server.start();
     this.clientPorts = await this.grpc.listen(this.config.listenClientUrls);
     this.logger.log(
       `member ${this.config.name} (${this.server.memberId.toString(16)}) of cluster ${this.server.clusterId.toString(16)} ` +

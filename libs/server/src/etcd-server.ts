@@ -55,7 +55,8 @@ export interface Proposer {
   readonly isLeader: boolean;
   readonly committedIndex: number;
   readonly appliedIndex: number;
-  start(): void;
+  /** Resolves once the log committed before the start is applied. */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -104,8 +105,9 @@ export class EtcdServer {
     this.ids = new IdGenerator(this.memberId, (options.clock ?? Date.now)());
   }
 
-  start(): void {
-    this.proposer.start();
+  /** Starts the member; resolves once it has replayed its log, so it never serves older state than it had. */
+  async start(): Promise<void> {
+    await this.proposer.start();
     const every = this.options.leaseCheckIntervalMs ?? 500;
     this.leaseTimer = setInterval(() => void this.revokeExpiredLeases(), every);
     this.leaseTimer.unref();
@@ -115,7 +117,8 @@ export class EtcdServer {
     this.stopped = true;
     if (this.leaseTimer) clearInterval(this.leaseTimer);
     await this.proposer.stop();
-    await this.onStop?.();
+    // A WAL that already failed has reported why; closing it must not hide that the member stopped.
+    await this.onStop?.().catch(() => undefined);
   }
 
   get store(): MvccStore {

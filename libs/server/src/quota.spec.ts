@@ -12,7 +12,7 @@ describe('space quota and the NOSPACE alarm', () => {
     const parsed = parseConfig(['--quota-backend-bytes', String(64 * 1024)], {});
     if (parsed.kind !== 'run') throw new Error('config');
     server = await openMember(parsed.config, { inMemory: true });
-    server.start();
+    await server.start();
   });
 
   afterEach(() => server.stop());

@@ -93,6 +93,7 @@ export class RaftMember implements Proposer {
   private scheduled = false;
   private stopped = false;
   private failure?: Error;
+  private whenApplied?: { index: number; resolve: () => void };
 
   constructor(private readonly opts: RaftMemberOptions) {
     this.storage = opts.storage;
@@ -116,7 +117,12 @@ export class RaftMember implements Proposer {
     });
   }
 
-  start(): void {
+  /** Starts ticking; resolves once everything the log had committed before the start is applied. */
+  start(): Promise<void> {
+    const recoveredCommit = this.storage.hardStateSnapshot().commit;
+    const caughtUp = new Promise<void>((resolve) => {
+      this.whenApplied = { index: recoveredCommit, resolve };
+    });
     const voters = this.confStateValue.voters;
     // A lone voter need not wait out an election timeout to lead.
     if (voters.length === 1 && voters[0] === this.opts.id) this.node.campaign();
@@ -125,11 +131,21 @@ export class RaftMember implements Proposer {
       this.schedule();
     }, this.opts.tickMs);
     this.schedule();
+    this.checkCaughtUp();
+    return caughtUp;
+  }
+
+  private checkCaughtUp(): void {
+    if (this.whenApplied && this.appliedIndexValue >= this.whenApplied.index) {
+      this.whenApplied.resolve();
+      this.whenApplied = undefined;
+    }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.ticker) clearInterval(this.ticker);
+    this.whenApplied?.resolve();
     this.failAll(Errors.stopped());
   }
 
@@ -280,6 +296,7 @@ export class RaftMember implements Proposer {
     }
     this.node.advance(rd);
     this.serveReads();
+    this.checkCaughtUp();
     await this.maybeSnapshot();
   }
 

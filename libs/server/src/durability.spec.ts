@@ -1,0 +1,94 @@
+import { parseConfig } from '@nestcd/config';
+import { FaultyFileSystem, NodeFileSystem } from '@nestcd/storage';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EtcdServer, openMember } from '.';
+
+// Faults injected under the WAL (a filesystem shim): the member never acknowledges a write it could not make
+// durable, refuses to start on corruption, and everything it acknowledged is there after a restart.
+
+const key = (k: string) => Buffer.from(k);
+
+describe('a member on a faulty disk', () => {
+  let dataDir: string;
+  let servers: EtcdServer[] = [];
+
+  const open = async (fs = new FaultyFileSystem(new NodeFileSystem())) => {
+    const parsed = parseConfig(['--data-dir', dataDir, '--snapshot-count', '1000000'], {});
+    if (parsed.kind !== 'run') throw new Error('config');
+    const server = await openMember(parsed.config, { fs, walSegmentBytes: 64 * 1024 });
+    await server.start();
+    servers.push(server);
+    return { server, fs };
+  };
+  const value = async (server: EtcdServer, k: string, serializable = false) =>
+    (await server.range({ key: key(k), serializable })).kvs[0]?.value.toString();
+
+  beforeEach(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'nestcd-durability-'));
+  });
+
+  afterEach(async () => {
+    for (const s of servers) await s.stop().catch(() => undefined);
+    servers = [];
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('keeps every acknowledged write across a restart, with the revision counter never going back', async () => {
+    const { server } = await open();
+    const lease = await server.leaseGrant(600, 0n);
+    for (let i = 0; i < 300; i++) await server.put({ key: key(`k${i}`), value: key(`v${i}`), lease: i % 2 ? lease.id : 0n });
+    await Promise.all(Array.from({ length: 100 }, (_, i) => server.put({ key: key(`c${i}`), value: key('concurrent') })));
+    const revision = server.store.currentRevision;
+    await server.stop();
+    const { server: again } = await open();
+    expect(again.store.currentRevision).toBe(revision);
+    expect(await value(again, 'k299')).toBe('v299');
+    expect((await again.range({ key: key('c'), rangeEnd: key('d'), countOnly: true })).count).toBe(100);
+    const ttl = await again.leaseTimeToLive(lease.id, true);
+    expect(ttl.ttl).toBeGreaterThan(500);
+    expect(ttl.keys).toHaveLength(150);
+  });
+
+  it('stops accepting writes when fsync fails, instead of pretending, and keeps serving local reads', async () => {
+    const { server, fs } = await open();
+    await server.put({ key: key('before'), value: key('1') });
+    fs.failFsync = 'always';
+    await expect(server.put({ key: key('during'), value: key('2') })).rejects.toThrow(/etcdserver: .*(EIO|fsync|failed)/i);
+    await expect(server.put({ key: key('after'), value: key('3') })).rejects.toThrow(/etcdserver:/);
+    // Linearizable reads need the log too, so they are refused; serializable reads still answer.
+    await expect(value(server, 'before')).rejects.toThrow(/etcdserver:/);
+    expect(await value(server, 'before', true)).toBe('1');
+    expect(await value(server, 'during', true)).toBeUndefined();
+    await server.stop();
+    const { server: again } = await open();
+    expect(await value(again, 'before')).toBe('1');
+    await again.put({ key: key('after-restart'), value: key('4') });
+    expect(await value(again, 'after-restart')).toBe('4');
+  });
+
+  it('reports a full disk clearly, corrupts nothing, and recovers once space returns', async () => {
+    const { server, fs } = await open();
+    for (let i = 0; i < 20; i++) await server.put({ key: key(`k${i}`), value: Buffer.alloc(512, 'a') });
+    fs.spaceLeft = 0;
+    await expect(server.put({ key: key('no-space'), value: Buffer.alloc(512, 'b') })).rejects.toThrow(/ENOSPC|no space/i);
+    fs.spaceLeft = Infinity;
+    await server.stop();
+    const { server: again } = await open();
+    for (let i = 0; i < 20; i++) expect(await value(again, `k${i}`)).toBe('a'.repeat(512));
+    await again.put({ key: key('space-returned'), value: key('ok') });
+    expect(await value(again, 'space-returned')).toBe('ok');
+  });
+
+  it('refuses to start when an old WAL record is corrupt, naming the file and offset', async () => {
+    const { server } = await open();
+    for (let i = 0; i < 50; i++) await server.put({ key: key(`k${i}`), value: Buffer.alloc(100, 'x') });
+    await server.stop();
+    const walDir = join(dataDir, 'member', 'wal');
+    const segment = join(walDir, readdirSync(walDir).filter((f) => f.endsWith('.wal')).sort()[0]);
+    const fs = new FaultyFileSystem(new NodeFileSystem());
+    await fs.flipBit(segment, 400, 3);
+    await expect(open(fs)).rejects.toThrow(new RegExp(`${segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*(offset|at) \\d+`));
+  });
+});
