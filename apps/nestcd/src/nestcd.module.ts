@@ -1,5 +1,5 @@
 import { DynamicModule, Inject, Injectable, Logger, Module, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { EtcdGrpcServer } from '@nestcd/api';
+import { EtcdGrpcServer, HttpGateway } from '@nestcd/api';
 import type { NestcdConfig } from '@nestcd/config';
 import { EtcdServer, openMember } from '@nestcd/server';
 
@@ -15,6 +15,7 @@ export class MemberLifecycle implements OnApplicationBootstrap, OnApplicationShu
     @Inject(NESTCD_CONFIG) private readonly config: NestcdConfig,
     private readonly server: EtcdServer,
     private readonly grpc: EtcdGrpcServer,
+    private readonly http: HttpGateway,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -29,6 +30,7 @@ export class MemberLifecycle implements OnApplicationBootstrap, OnApplicationShu
   async onApplicationShutdown(signal?: string): Promise<void> {
     this.logger.log(`stopping${signal ? ` on ${signal}` : ''}`);
     await this.grpc.close();
+    this.http.close();
     await this.server.stop();
   }
 }
@@ -42,10 +44,12 @@ export class NestcdModule {
       providers: [
         { provide: NESTCD_CONFIG, useValue: config },
         { provide: EtcdServer, useFactory: () => openMember(config, { log: (m) => logger.warn(m) }) },
+        { provide: HttpGateway, inject: [EtcdServer], useFactory: (server: EtcdServer) => new HttpGateway(server) },
         {
           provide: EtcdGrpcServer,
-          inject: [EtcdServer],
-          useFactory: (server: EtcdServer) => new EtcdGrpcServer(server, { log: (m) => logger.error(m) }),
+          inject: [EtcdServer, HttpGateway],
+          useFactory: (server: EtcdServer, http: HttpGateway) =>
+            new EtcdGrpcServer(server, { log: (m) => logger.error(m), http1Handler: http.accept }),
         },
         MemberLifecycle,
       ],

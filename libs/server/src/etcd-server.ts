@@ -6,6 +6,7 @@ import {
   RangeRequest, RangeResponse, TxnRequest, TxnResponse, encodeCommand,
 } from '@nestcd/mvcc';
 import { IdGenerator } from './ids';
+import { ServerMetrics } from './metrics';
 import { AlarmAction, AlarmMember, AlarmType, encodeAlarmRequest, EntryKind, Member, MemberState } from './member-state';
 
 export const SERVER_VERSION = '0.1.0';
@@ -66,6 +67,7 @@ export interface MemberParts {
   proposer: Proposer;
   memberId: bigint;
   clusterId: bigint;
+  metrics?: ServerMetrics;
   /** Releases what the member holds open (the WAL) once it has stopped. */
   onStop?: () => Promise<void>;
 }
@@ -85,6 +87,7 @@ export class EtcdServer {
   readonly clusterId: bigint;
   readonly state: MemberState;
   readonly proposer: Proposer;
+  readonly metrics: ServerMetrics;
   /** etcd's db size only shrinks on defragment; this is the high-water mark the quota is checked against. */
   private allocatedBytes = 0;
   private readonly quotaBytes: number;
@@ -97,6 +100,8 @@ export class EtcdServer {
 
   constructor(readonly config: NestcdConfig, parts: MemberParts, private readonly options: EtcdServerOptions = {}) {
     this.onStop = parts.onStop;
+    this.metrics = parts.metrics ?? new ServerMetrics();
+    this.metrics.observe(this);
     this.state = parts.state;
     this.quotaBytes = config.quotaBackendBytes > 0 ? config.quotaBackendBytes : DEFAULT_QUOTA_BYTES;
     this.proposer = parts.proposer;

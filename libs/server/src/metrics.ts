@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { EtcdServer } from './etcd-server';
 
 /**
  * The member's Prometheus metrics, with etcd's names where etcd has the metric, so existing dashboards and
@@ -6,10 +7,11 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
  */
 export class ServerMetrics {
   readonly registry = new Registry();
-  readonly hasLeader = new Gauge({ name: 'etcd_server_has_leader', help: 'Whether or not a leader exists. 1 is existence, 0 is not.', registers: [this.registry] });
+  private server?: EtcdServer;
+  readonly hasLeader = this.observed('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', (s) => (s.proposer.leader !== 0n ? 1 : 0));
   readonly leaderChanges = new Counter({ name: 'etcd_server_leader_changes_seen_total', help: 'The number of leader changes seen.', registers: [this.registry] });
-  readonly proposalsCommitted = new Gauge({ name: 'etcd_server_proposals_committed_total', help: 'The total number of consensus proposals committed.', registers: [this.registry] });
-  readonly proposalsApplied = new Gauge({ name: 'etcd_server_proposals_applied_total', help: 'The total number of consensus proposals applied.', registers: [this.registry] });
+  readonly proposalsCommitted = this.observed('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', (s) => s.proposer.committedIndex);
+  readonly proposalsApplied = this.observed('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', (s) => s.proposer.appliedIndex);
   readonly proposalsPending = new Gauge({ name: 'etcd_server_proposals_pending', help: 'The current number of pending proposals to commit.', registers: [this.registry] });
   readonly proposalsFailed = new Counter({ name: 'etcd_server_proposals_failed_total', help: 'The total number of failed proposals seen.', registers: [this.registry] });
   readonly walFsync = new Histogram({
@@ -24,9 +26,26 @@ export class ServerMetrics {
     buckets: [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192],
     registers: [this.registry],
   });
-  readonly dbTotalSize = new Gauge({ name: 'etcd_mvcc_db_total_size_in_bytes', help: 'Total size of the underlying database physically allocated in bytes.', registers: [this.registry] });
+  readonly dbTotalSize = this.observed('etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', (s) => s.status().dbSize);
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Lets the gauges read the member at scrape time. */
+  observe(server: EtcdServer): void {
+    this.server = server;
+  }
+
+  private observed(name: string, help: string, read: (s: EtcdServer) => number): Gauge {
+    const metrics = this;
+    return new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        if (metrics.server) this.set(read(metrics.server));
+      },
+    });
   }
 }

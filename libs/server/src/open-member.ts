@@ -5,6 +5,7 @@ import { defaultFileSystem, ensureDataDir, FileSystem, Snapshotter, Wal } from '
 import { EtcdServer, EtcdServerOptions } from './etcd-server';
 import { clusterIdOf, memberIdOf } from './ids';
 import { Member, MemberState } from './member-state';
+import { ServerMetrics } from './metrics';
 import { RaftMember, RaftPersistence } from './raft-member';
 
 export interface OpenMemberOptions extends EtcdServerOptions {
@@ -47,7 +48,8 @@ export async function openMember(config: NestcdConfig, options: OpenMemberOption
   const clock = options.clock ?? Date.now;
   const minLeaseTtl = Math.ceil((3 * config.electionTimeout) / 2 / 1000);
   const mvccOptions: MvccOptions = { clock, minLeaseTtl };
-  const recovered = options.inMemory ? bootstrapInMemory(config, mvccOptions) : await openDataDir(config, mvccOptions, options);
+  const metrics = new ServerMetrics();
+  const recovered = options.inMemory ? bootstrapInMemory(config, mvccOptions) : await openDataDir(config, mvccOptions, options, metrics);
   const { state, storage, memberId, clusterId } = recovered;
 
   const proposer = new RaftMember({
@@ -63,11 +65,12 @@ export async function openMember(config: NestcdConfig, options: OpenMemberOption
     rand: Math.random,
     log: options.log,
     // A new leader gives every lease a full TTL rather than expiring any early (etcd's promote).
-    onLeaderChange: (_leader, isSelf) => {
+    onLeaderChange: (leader, isSelf) => {
+      if (leader !== 0n) metrics.leaderChanges.inc();
       if (isSelf) state.store.renewAllLeases();
     },
   });
-  return new EtcdServer(config, { state, proposer, memberId, clusterId, onStop: recovered.close }, options);
+  return new EtcdServer(config, { state, proposer, memberId, clusterId, metrics, onStop: recovered.close }, options);
 }
 
 function bootstrapState(config: NestcdConfig, mvccOptions: MvccOptions) {
@@ -90,7 +93,7 @@ function bootstrapInMemory(config: NestcdConfig, mvccOptions: MvccOptions): Reco
   return { state, storage, memberId, clusterId };
 }
 
-async function openDataDir(config: NestcdConfig, mvccOptions: MvccOptions, options: OpenMemberOptions): Promise<Recovered> {
+async function openDataDir(config: NestcdConfig, mvccOptions: MvccOptions, options: OpenMemberOptions, metrics: ServerMetrics): Promise<Recovered> {
   const fs = options.fs ?? defaultFileSystem;
   const log = options.log;
   const dirs = await ensureDataDir(config.dataDir, config.walDir, fs, log);
@@ -136,10 +139,16 @@ async function openDataDir(config: NestcdConfig, mvccOptions: MvccOptions, optio
   }
 
   const persistence: RaftPersistence = {
-    save: (hardState, entries) => wal.save(hardState, entries),
+    save: async (hardState, entries) => {
+      const stopTimer = metrics.walFsync.startTimer();
+      await wal.save(hardState, entries);
+      stopTimer();
+    },
     // etcd's order: the snapshot file, then its WAL marker; only then are older WAL segments and snapshots released.
     saveSnapshot: async (snapshot) => {
+      const stopTimer = metrics.backendCommit.startTimer();
       await snapshotter.save(snapshot);
+      stopTimer();
       await wal.saveSnapshot({ index: snapshot.metadata.index, term: snapshot.metadata.term });
       await wal.purge(snapshot.metadata.index, config.maxWals);
       await snapshotter.purge(config.maxSnapshots);
