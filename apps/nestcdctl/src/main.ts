@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadEtcdProto } from '@nestcd/api';
-import { CLUSTER_VERSION, SERVER_VERSION } from '@nestcd/server';
+import { parseConfig } from '@nestcd/config';
+import { CLUSTER_VERSION, restoreSnapshot, SERVER_VERSION } from '@nestcd/server';
 import { Command } from 'commander';
 
 // A first nestcdctl: the everyday key commands with etcdctl's output format. It grows in its own issue.
@@ -65,9 +66,41 @@ program.command('del <key>').option('--prefix', 'delete keys with matching prefi
     process.stdout.write(`${res.deleted}\n`);
   });
 
+/** A one-line progress bar on a terminal; nothing when piped. */
+function progressBar(step: string, done: number, total: number): void {
+  if (!process.stderr.isTTY) return;
+  const width = 30;
+  const filled = Math.round((done / total) * width);
+  process.stderr.write(`\r[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${Math.round((done / total) * 100)}% ${step.padEnd(20)}`);
+  if (done === total) process.stderr.write('\n');
+}
+
+const snapshot = program.command('snapshot').description('Manages nestcd node snapshots');
+snapshot.command('restore <file>')
+  .description('Restores a nestcd member snapshot (from `snapshot save`) to a new data directory')
+  .option('--data-dir <dir>', 'Path to the data directory (default: <name>.nestcd)')
+  .option('--wal-dir <dir>', 'Path to the WAL directory (default: data-dir/member/wal)')
+  .option('--name <name>', 'Human-readable name for this member', 'default')
+  .option('--initial-cluster <list>', 'Initial cluster configuration for restore bootstrap')
+  .option('--initial-cluster-token <token>', 'Initial cluster token for the cluster during restore bootstrap', 'etcd-cluster')
+  .option('--initial-advertise-peer-urls <urls>', "List of this member's peer URLs to advertise", 'http://localhost:2380')
+  .action(async (file: string, opts: Record<string, string | undefined>) => {
+    const argv: string[] = ['--name', opts.name!, '--initial-cluster-token', opts.initialClusterToken!, '--initial-advertise-peer-urls', opts.initialAdvertisePeerUrls!];
+    if (opts.dataDir) argv.push('--data-dir', opts.dataDir);
+    if (opts.walDir) argv.push('--wal-dir', opts.walDir);
+    if (opts.initialCluster) argv.push('--initial-cluster', opts.initialCluster);
+    const parsed = parseConfig(argv, {});
+    if (parsed.kind !== 'run') throw new Error('unexpected arguments');
+    const r = await restoreSnapshot(file, parsed.config, progressBar);
+    process.stdout.write(
+      `restored snapshot ${file} to ${parsed.config.dataDir}: member ${r.memberId.toString(16)} of cluster ${r.clusterId.toString(16)}, ` +
+        `revision ${r.revision}, ${r.keys} keys\n`,
+    );
+  });
+
 program.parseAsync(process.argv).then(
   () => process.exit(0),
-  (err: grpc.ServiceError) => {
+  (err: grpc.ServiceError & Error) => {
     process.stderr.write(`Error: ${err.details ?? err.message}\n`);
     process.exit(1);
   },

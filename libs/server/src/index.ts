@@ -8,3 +8,5 @@ export type { RaftMemberOptions, RaftPersistence, RaftTransport, StateMachine } 
 export { AlarmAction, AlarmType, EntryKind, MemberState } from './member-state';
 export type { AlarmMember } from './member-state';
 export { ServerMetrics } from './metrics';
+export { restoreSnapshot } from './restore';
+export type { RestoreProgress } from './restore';
