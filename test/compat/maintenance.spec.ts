@@ -127,3 +127,39 @@ describe('compat: member list / endpoint', () => {
     expect(j[0].Status.leader).toBe(j[0].Status.header.member_id);
   });
 });
+
+describe('compat: alarm, defrag, hashkv, snapshot save', () => {
+  const cmp = useCompatServers();
+
+  beforeAll(async () => {
+    await cmp.run(['put', 'm/a', '1']);
+  });
+
+  it('alarm list prints nothing when no alarm is raised; alarm disarm likewise', async () => {
+    expect(await cmp.run(['alarm', 'list'])).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    expect(await cmp.run(['alarm', 'disarm'])).toMatchObject({ code: 0, stdout: '' });
+  });
+
+  it('defrag reports success for the endpoint', async () => {
+    const r = await cmp.run(['defrag']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Finished defragmenting etcd member\[http:\/\/127\.0\.0\.1:\d+\]\n$/);
+  });
+
+  it('endpoint hashkv answers with a hash for the endpoint (the hash itself is implementation-specific)', async () => {
+    const obs = await cmp.scenario(async (t) => {
+      const r = await t.ctl.run(['endpoint', 'hashkv']);
+      return { code: r.code, stdout: r.stdout.replace(/:\d+, \d+\n$/, ':<PORT>, <HASH>\n') };
+    });
+    expect(obs).toEqual({ code: 0, stdout: 'http://127.0.0.1:<PORT>, <HASH>\n' });
+  });
+
+  it('snapshot save downloads a snapshot etcdctl accepts', async () => {
+    const obs = await cmp.scenario(async (t) => {
+      const file = `${t.server.dataDir}/snapshot.db`;
+      const r = await t.ctl.run(['snapshot', 'save', file]);
+      return { code: r.code, stdout: r.stdout.replace(file, '<FILE>') };
+    });
+    expect(obs).toEqual({ code: 0, stdout: 'Snapshot saved at <FILE>\n' });
+  });
+});

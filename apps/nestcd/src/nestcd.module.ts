@@ -29,8 +29,9 @@ export class MemberLifecycle implements OnApplicationBootstrap, OnApplicationShu
 
   async onApplicationShutdown(signal?: string): Promise<void> {
     this.logger.log(`stopping${signal ? ` on ${signal}` : ''}`);
-    await this.grpc.close();
+    // HTTP first: its idle keep-alive connections (a Prometheus scraper) would otherwise hold the gRPC grace period.
     this.http.close();
+    await this.grpc.close();
     await this.server.stop();
   }
 }

@@ -122,8 +122,19 @@ export function requestSize(req: unknown): number {
 
 // ---- responses out ----
 
+// Member and cluster IDs never change for a member: render their decimal strings once, not per response.
+const idStrings = new Map<bigint, string>();
+const idString = (id: bigint): string => {
+  let s = idStrings.get(id);
+  if (s === undefined) {
+    s = id.toString();
+    if (idStrings.size < 64) idStrings.set(id, s);
+  }
+  return s;
+};
+
 export function headerOut(h: Header): PbHeader {
-  return { clusterId: h.clusterId.toString(), memberId: h.memberId.toString(), revision: h.revision, raftTerm: h.raftTerm };
+  return { clusterId: idString(h.clusterId), memberId: idString(h.memberId), revision: h.revision, raftTerm: h.raftTerm };
 }
 
 export function kvOut(kv: KeyValue): PbKeyValue {

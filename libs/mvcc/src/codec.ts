@@ -41,8 +41,10 @@ export class Writer {
     b.copy(this.buf, this.pos);
     this.pos += b.length;
   }
+  /** The bytes written; copied out only when most of the buffer would be wasted (big snapshots skip the copy). */
   finish(): Buffer {
-    return Buffer.from(this.buf.subarray(0, this.pos));
+    const used = this.buf.subarray(0, this.pos);
+    return this.pos * 2 >= this.buf.length ? used : Buffer.from(used);
   }
 }
 

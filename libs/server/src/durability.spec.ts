@@ -14,8 +14,8 @@ describe('a member on a faulty disk', () => {
   let dataDir: string;
   let servers: EtcdServer[] = [];
 
-  const open = async (fs = new FaultyFileSystem(new NodeFileSystem())) => {
-    const parsed = parseConfig(['--data-dir', dataDir, '--snapshot-count', '1000000'], {});
+  const open = async (fs = new FaultyFileSystem(new NodeFileSystem()), snapshotCount = 1000000) => {
+    const parsed = parseConfig(['--data-dir', dataDir, '--snapshot-count', String(snapshotCount), '--max-snapshots', '2', '--max-wals', '2'], {});
     if (parsed.kind !== 'run') throw new Error('config');
     const server = await openMember(parsed.config, { fs, walSegmentBytes: 64 * 1024 });
     await server.start();
@@ -49,6 +49,28 @@ describe('a member on a faulty disk', () => {
     const ttl = await again.leaseTimeToLive(lease.id, true);
     expect(ttl.ttl).toBeGreaterThan(500);
     expect(ttl.keys).toHaveLength(150);
+  });
+
+  it('snapshots in the background without stalling writes, keeps only the newest files, restarts from them', async () => {
+    const { server } = await open(undefined, 200);
+    const v = Buffer.alloc(200, 'v');
+    let next = 0;
+    // 16 concurrent writers through several snapshots; none may time out waiting for a snapshot to be written.
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      while (next < 3000) {
+        const i = next++;
+        await server.put({ key: key(`s${String(i).padStart(5, '0')}`), value: v });
+      }
+    }));
+    const revision = server.store.currentRevision;
+    await server.stop();
+    const snaps = readdirSync(join(dataDir, 'member', 'snap')).filter((f) => f.endsWith('.snap'));
+    expect(snaps.length).toBeGreaterThan(0);
+    expect(snaps.length).toBeLessThanOrEqual(2);
+    expect(readdirSync(join(dataDir, 'member', 'wal')).filter((f) => f.endsWith('.wal')).length).toBeLessThanOrEqual(3);
+    const { server: again } = await open(undefined, 200);
+    expect(again.store.currentRevision).toBe(revision);
+    expect((await again.range({ key: key('s'), rangeEnd: key('t'), countOnly: true })).count).toBe(3000);
   });
 
   it('stops accepting writes when fsync fails, instead of pretending, and keeps serving local reads', async () => {

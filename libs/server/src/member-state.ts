@@ -86,10 +86,12 @@ export class MemberState implements StateMachine {
   }
 
   snapshot(): Uint8Array {
+    // Header and trailer are small; the keyspace goes in as it is, so a large snapshot is copied once.
     const mvcc = this.store.snapshot();
-    const w = new Writer(mvcc.length + 64);
-    w.raw(SNAPSHOT_MAGIC);
-    w.bytes(mvcc);
+    const head = new Writer(16);
+    head.raw(SNAPSHOT_MAGIC);
+    head.uint(mvcc.length);
+    const w = new Writer(256);
     w.uint(this.alarmList.length);
     for (const a of this.alarmList) {
       w.i64(BigInt.asIntN(64, a.memberId));
@@ -107,7 +109,7 @@ export class MemberState implements StateMachine {
       strings(m.clientUrls);
       w.uint(m.isLearner ? 1 : 0);
     }
-    return w.finish();
+    return Buffer.concat([head.finish(), mvcc, w.finish()]);
   }
 
   restore(data: Uint8Array): void {

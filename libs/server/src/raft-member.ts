@@ -93,6 +93,7 @@ export class RaftMember implements Proposer {
   private scheduled = false;
   private stopped = false;
   private failure?: Error;
+  private snapshotInFlight?: Promise<void>;
   private whenApplied?: { index: number; resolve: () => void };
 
   constructor(private readonly opts: RaftMemberOptions) {
@@ -147,6 +148,8 @@ export class RaftMember implements Proposer {
     if (this.ticker) clearInterval(this.ticker);
     this.whenApplied?.resolve();
     this.failAll(Errors.stopped());
+    // A snapshot being written finishes (and releases old files) before the WAL closes under it.
+    await this.snapshotInFlight;
   }
 
   get term(): number {
@@ -297,7 +300,7 @@ export class RaftMember implements Proposer {
     this.node.advance(rd);
     this.serveReads();
     this.checkCaughtUp();
-    await this.maybeSnapshot();
+    this.maybeSnapshot();
   }
 
   private onSoftState(lead: NodeId, state: StateType): void {
@@ -363,14 +366,27 @@ export class RaftMember implements Proposer {
     }
   }
 
-  private async maybeSnapshot(): Promise<void> {
-    if (this.appliedIndexValue - this.lastSnapshotIndex < this.opts.snapshotCount) return;
+  /**
+   * Every --snapshot-count applied entries: capture the state at the applied index now (it must match that
+   * index exactly), then write it out in the background so the apply loop and new proposals never wait on it.
+   * Only once it is durable is the in-memory log compacted (keeping some entries for slow followers).
+   */
+  private maybeSnapshot(): void {
+    if (this.snapshotInFlight || this.appliedIndexValue - this.lastSnapshotIndex < this.opts.snapshotCount) return;
     const index = this.appliedIndexValue;
     const snap = this.storage.createSnapshot(index, this.confStateValue, this.opts.stateMachine.snapshot());
     this.lastSnapshotIndex = index;
-    await this.opts.persistence?.saveSnapshot(snap);
-    const keep = this.opts.catchUpEntries ?? 5000;
-    if (index - keep > this.storage.firstIndex()) this.storage.compact(index - keep);
+    this.snapshotInFlight = (async () => {
+      try {
+        await this.opts.persistence?.saveSnapshot(snap);
+        const keep = this.opts.catchUpEntries ?? 5000;
+        if (index - keep > this.storage.firstIndex()) this.storage.compact(index - keep);
+      } catch (err) {
+        this.fail(err as Error);
+      } finally {
+        this.snapshotInFlight = undefined;
+      }
+    })();
   }
 
   private mapProposalError(err: unknown): Error {
