@@ -177,7 +177,8 @@ export class RawNode {
   ready(): Ready {
     const r = this.raft;
     const rd: Ready = {
-      entries: r.raftLog.unstableEntries(),
+      // A copy: the unstable log keeps growing while the application persists this Ready.
+      entries: r.raftLog.unstableEntries().slice(),
       committedEntries: r.raftLog.nextEnts(),
       messages: r.msgs,
       readStates: r.readStates,

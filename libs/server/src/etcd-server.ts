@@ -70,6 +70,8 @@ export interface MemberParts {
   metrics?: ServerMetrics;
   /** Releases what the member holds open (the WAL) once it has stopped. */
   onStop?: () => Promise<void>;
+  /** On a cluster: renews a lease on the leader's lessor (a follower's keep-alive); resolves with the TTL. */
+  forwardLeaseRenew?: (leader: bigint, id: bigint) => Promise<number>;
 }
 
 export interface EtcdServerOptions {
@@ -97,9 +99,11 @@ export class EtcdServer {
   private stopped = false;
 
   private readonly onStop?: () => Promise<void>;
+  private readonly forwardLeaseRenew?: MemberParts['forwardLeaseRenew'];
 
   constructor(readonly config: NestcdConfig, parts: MemberParts, private readonly options: EtcdServerOptions = {}) {
     this.onStop = parts.onStop;
+    this.forwardLeaseRenew = parts.forwardLeaseRenew;
     this.metrics = parts.metrics ?? new ServerMetrics();
     this.metrics.observe(this);
     this.state = parts.state;
@@ -181,6 +185,15 @@ export class EtcdServer {
   /** Renews a lease on the leader; returns the TTL, or 0 when the lease is gone (etcd's keep-alive answer). */
   async leaseRenew(id: bigint): Promise<number> {
     this.ensureRunning();
+    if (this.forwardLeaseRenew && !this.proposer.isLeader) {
+      // Only the leader's lessor decides expiry; a follower forwards the renewal there (as etcd does).
+      const leader = this.proposer.leader;
+      if (leader === 0n) throw Errors.noLeader();
+      const ttl = await this.forwardLeaseRenew(leader, id);
+      // Keep the local view close too, so a follower's TimeToLive is not wildly off.
+      if (ttl > 0 && this.store.hasLease(id)) this.store.leaseKeepAlive(id);
+      return ttl;
+    }
     if (!this.store.hasLease(id)) return 0;
     return this.store.leaseKeepAlive(id);
   }

@@ -10,3 +10,7 @@ export type { AlarmMember } from './member-state';
 export { ServerMetrics } from './metrics';
 export { restoreSnapshot } from './restore';
 export type { RestoreProgress } from './restore';
+export { ClusterRaftMember } from './cluster-member';
+export type { ClusterOptions } from './cluster-member';
+export { LeaseForwarder } from './lease-forwarder';
+export { encodePublish } from './member-state';

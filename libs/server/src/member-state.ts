@@ -6,6 +6,8 @@ import type { StateMachine } from './raft-member';
 export enum EntryKind {
   Mvcc = 1,
   Alarm = 2,
+  /** A member announcing its client URLs (etcd's publish on every start). */
+  Publish = 3,
 }
 
 /** etcd's alarm types and actions (etcdserverpb.AlarmType / AlarmRequest.AlarmAction numbers). */
@@ -23,6 +25,15 @@ export interface Member {
 export interface AlarmMember {
   memberId: bigint;
   alarm: AlarmType;
+}
+
+/** A publish entry: the member's ID, then its advertised client URLs. */
+export function encodePublish(memberId: bigint, clientUrls: string[]): Buffer {
+  const w = new Writer(64);
+  w.i64(BigInt.asIntN(64, memberId));
+  w.uint(clientUrls.length);
+  for (const u of clientUrls) w.bytes(Buffer.from(u));
+  return w.finish();
 }
 
 export function encodeAlarmRequest(action: AlarmAction, memberId: bigint, alarm: AlarmType): Buffer {
@@ -56,6 +67,8 @@ export class MemberState implements StateMachine {
       }
       case EntryKind.Alarm:
         return this.applyAlarm(payload[0], payload.readBigUInt64BE(1), payload[9]);
+      case EntryKind.Publish:
+        return this.applyPublish(payload);
       default:
         throw new Error(`unknown entry kind ${kind}`);
     }
@@ -67,6 +80,16 @@ export class MemberState implements StateMachine {
 
   hasAlarm(type: AlarmType): boolean {
     return this.alarmList.some((a) => a.alarm === type);
+  }
+
+  /** A member's client URLs as it last published them; a removed member's publish changes nothing (as etcd). */
+  private applyPublish(payload: Buffer): void {
+    const r = new Reader(payload);
+    const id = BigInt.asUintN(64, r.i64());
+    const urls: string[] = [];
+    for (let n = r.uint(); n > 0; n--) urls.push(r.bytes().toString());
+    const member = this.members.find((m) => m.id === id);
+    if (member) member.clientUrls = urls;
   }
 
   /** Returns the alarms the request changed, as etcd's AlarmResponse lists them. */

@@ -1,4 +1,5 @@
 import type { NestcdConfig } from '@nestcd/config';
+import { Errors } from '@nestcd/errors';
 import { MvccOptions, MvccStore } from '@nestcd/mvcc';
 import { HardState, MemoryStorage, Snapshot } from '@nestcd/raft';
 import { defaultFileSystem, ensureDataDir, FileSystem, Snapshotter, Wal } from '@nestcd/storage';
@@ -6,7 +7,9 @@ import { EtcdServer, EtcdServerOptions } from './etcd-server';
 import { clusterIdOf, memberIdOf } from './ids';
 import { Member, MemberState } from './member-state';
 import { ServerMetrics } from './metrics';
-import { RaftMember, RaftPersistence } from './raft-member';
+import { ClusterRaftMember } from './cluster-member';
+import { LeaseForwarder } from './lease-forwarder';
+import { RaftMember, RaftMemberOptions, RaftPersistence } from './raft-member';
 
 export interface OpenMemberOptions extends EtcdServerOptions {
   log?: (msg: string) => void;
@@ -52,7 +55,7 @@ export async function openMember(config: NestcdConfig, options: OpenMemberOption
   const recovered = options.inMemory ? bootstrapInMemory(config, mvccOptions) : await openDataDir(config, mvccOptions, options, metrics);
   const { state, storage, memberId, clusterId } = recovered;
 
-  const proposer = new RaftMember({
+  const raftOptions: RaftMemberOptions = {
     id: memberId,
     storage,
     stateMachine: state,
@@ -69,8 +72,34 @@ export async function openMember(config: NestcdConfig, options: OpenMemberOption
       if (leader !== 0n) metrics.leaderChanges.inc();
       if (isSelf) state.store.renewAllLeases();
     },
+  };
+  // A lone member needs no peers; a cluster's members talk over the peer transport (the member list is the
+  // bootstrap one, or the recovered one: static membership so far).
+  const peers = state.members.filter((m) => m.id !== memberId);
+  if (peers.length === 0) {
+    const proposer = new RaftMember(raftOptions);
+    return new EtcdServer(config, { state, proposer, memberId, clusterId, metrics, onStop: recovered.close }, options);
+  }
+  const proposer = new ClusterRaftMember(raftOptions, {
+    memberId,
+    clusterId,
+    listenPeerUrls: config.listenPeerUrls,
+    peers,
+    clientUrls: config.advertiseClientUrls,
+    log: options.log,
   });
-  return new EtcdServer(config, { state, proposer, memberId, clusterId, metrics, onStop: recovered.close }, options);
+  const forwarder = new LeaseForwarder(raftOptions.requestTimeoutMs);
+  const forwardLeaseRenew = (leader: bigint, id: bigint): Promise<number> => {
+    const url = state.members.find((m) => m.id === leader)?.clientUrls[0];
+    // The leader has not published its client URLs yet: as etcd, the follower cannot reach a leader.
+    if (!url) return Promise.reject(Errors.noLeader());
+    return forwarder.renew(url, id);
+  };
+  const onStop = async () => {
+    forwarder.close();
+    await recovered.close?.();
+  };
+  return new EtcdServer(config, { state, proposer, memberId, clusterId, metrics, onStop, forwardLeaseRenew }, options);
 }
 
 function bootstrapState(config: NestcdConfig, mvccOptions: MvccOptions) {

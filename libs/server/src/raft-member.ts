@@ -265,6 +265,8 @@ export class RaftMember implements Proposer {
         this.drainAgain = false;
         this.flushInputs();
         while (!this.stopped && this.node.hasReady()) {
+          // ready() hands out its own copy of the unstable entries, so steps made while this Ready is being
+          // persisted cannot slip entries into storage that never reached the WAL (cluster-member.spec.ts).
           await this.handleReady(this.node.ready());
           this.flushInputs();
         }

@@ -1,0 +1,116 @@
+import * as grpc from '@grpc/grpc-js';
+import { Errors, EtcdError } from '@nestcd/errors';
+
+/**
+ * A follower's lease renewals go to the leader's lessor (etcd forwards them to the leader too; it uses the
+ * leader's peer URL, nestcd uses the leader's published client URL and the ordinary gRPC LeaseKeepAlive call).
+ * One short keep-alive stream per renewal: renewals are rare (a third of a lease's TTL) and this keeps no state
+ * that a leader change could leave stale. Client connections are cached per URL and closed on `close()`.
+ */
+export class LeaseForwarder {
+  private readonly clients = new Map<string, grpc.Client>();
+  private closed = false;
+
+  constructor(private readonly timeoutMs: number) {}
+
+  /** Renews lease `id` on the member serving clients at `clientUrl`; resolves with the TTL (0: no such lease). */
+  renew(clientUrl: string, id: bigint): Promise<number> {
+    if (this.closed) return Promise.reject(Errors.stopped());
+    const client = this.client(clientUrl);
+    return new Promise<number>((resolve, reject) => {
+      let settled = false;
+      const call = client.makeBidiStreamRequest(
+        '/etcdserverpb.Lease/LeaseKeepAlive',
+        (req: bigint) => encodeKeepAliveRequest(req),
+        (buf: Buffer) => decodeKeepAliveResponse(buf),
+        new grpc.Metadata(),
+        { deadline: Date.now() + this.timeoutMs },
+      );
+      const finish = (err: Error | undefined, ttl?: number) => {
+        if (settled) return;
+        settled = true;
+        call.cancel();
+        if (err) reject(err);
+        else resolve(ttl!);
+      };
+      call.on('data', (res: { id: bigint; ttl: number }) => {
+        if (res.id === id) finish(undefined, res.ttl);
+      });
+      call.on('error', (err: grpc.ServiceError) => {
+        if (err.code === grpc.status.DEADLINE_EXCEEDED) finish(Errors.timeout());
+        else if (err.code === grpc.status.UNAVAILABLE && !err.details?.startsWith('etcdserver:')) finish(Errors.noLeader());
+        else finish(new EtcdError(err.code as number, err.details || err.message));
+      });
+      call.on('end', () => finish(Errors.timeout()));
+      call.write(id);
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+
+  private client(url: string): grpc.Client {
+    let c = this.clients.get(url);
+    if (!c) {
+      const u = new URL(url);
+      const credentials = u.protocol === 'https:' ? grpc.credentials.createSsl() : grpc.credentials.createInsecure();
+      c = new grpc.Client(u.host, credentials);
+      this.clients.set(url, c);
+    }
+    return c;
+  }
+}
+
+// etcdserverpb.LeaseKeepAliveRequest { int64 ID = 1; } and
+// LeaseKeepAliveResponse { ResponseHeader header = 1; int64 ID = 2; int64 TTL = 3; }, encoded by hand: two fields.
+
+function encodeKeepAliveRequest(id: bigint): Buffer {
+  const out: number[] = [0x08];
+  let v = BigInt.asUintN(64, id);
+  while (v >= 0x80n) {
+    out.push(Number(v & 0x7fn) | 0x80);
+    v >>= 7n;
+  }
+  out.push(Number(v));
+  return Buffer.from(out);
+}
+
+function decodeKeepAliveResponse(buf: Buffer): { id: bigint; ttl: number } {
+  let pos = 0;
+  const varint = (): bigint => {
+    let v = 0n;
+    let shift = 0n;
+    for (;;) {
+      if (pos >= buf.length) throw new Error('truncated varint');
+      const b = buf[pos++];
+      v |= BigInt(b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return v;
+      shift += 7n;
+    }
+  };
+  let id = 0n;
+  let ttl = 0n;
+  while (pos < buf.length) {
+    const key = Number(varint());
+    const field = key >>> 3;
+    const wire = key & 7;
+    if (wire === 0) {
+      const v = BigInt.asIntN(64, varint());
+      if (field === 2) id = v;
+      else if (field === 3) ttl = v;
+    } else if (wire === 2) {
+      const length = Number(varint()); // read before adding: `pos += varint()` would add to the old pos
+      pos += length;
+    } else if (wire === 1) {
+      pos += 8;
+    } else if (wire === 5) {
+      pos += 4;
+    } else {
+      throw new Error(`unexpected wire type ${wire}`);
+    }
+  }
+  return { id, ttl: Number(ttl) };
+}
