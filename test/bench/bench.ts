@@ -4,11 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadEtcdProto } from '@nestcd/api';
 import PQueue from 'p-queue';
-import { spawn, ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { ServerHandle, ServerKind, startServer } from '../support/processes';
 
 const OPS = Number(process.env.BENCH_OPS ?? 20000);
 const TIME_LIMIT_MS = Number(process.env.BENCH_SECONDS ?? 20) * 1000;
@@ -16,46 +12,16 @@ const VALUE = Buffer.alloc(256, 'v');
 
 type Unary = (req: object, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
+interface Target { name: ServerKind; server: ServerHandle; endpoint: string }
+
+/** A fresh single member of either kind on free loopback ports, ready to serve (test/support starts both alike). */
+async function start(name: ServerKind): Promise<Target> {
+  const server = await startServer(name, { name: 'bench' });
+  return { name, server, endpoint: `127.0.0.1:${server.clientPort}` };
 }
 
-interface Target { name: string; proc: ChildProcess; endpoint: string; dir: string }
-
-async function start(name: 'etcd' | 'nestcd'): Promise<Target> {
-  const [client, peer] = [await freePort(), await freePort()];
-  const dir = mkdtempSync(join(tmpdir(), `bench-${name}-`));
-  const args = ['--name', 'bench', '--data-dir', join(dir, 'data'),
-    '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`,
-    '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-    '--initial-cluster', `bench=http://127.0.0.1:${peer}`];
-  const cmd = name === 'etcd' ? 'etcd' : join(__dirname, '..', '..', '..', 'bin', 'nestcd');
-  const proc = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'ignore'] });
-  const target = { name, proc, endpoint: `127.0.0.1:${client}`, dir };
-  const kv = kvClient(target.endpoint);
-  const deadline = Date.now() + 20000;
-  for (;;) {
-    try {
-      await call(kv, 'Range', { key: Buffer.from('ready?') });
-      kv.close();
-      return target;
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`${name} did not start: ${(err as Error).message}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-function stop(t: Target): void {
-  t.proc.kill('SIGKILL');
-  rmSync(t.dir, { recursive: true, force: true });
+async function stop(t: Target): Promise<void> {
+  await t.server.stop(0);
 }
 
 function kvClient(endpoint: string): grpc.Client & Record<string, Unary> {
@@ -113,7 +79,7 @@ async function main(): Promise<void> {
       }
       results.set(name, byWorkload);
     } finally {
-      stop(target);
+      await stop(target);
     }
   }
   const f = (n: number) => n.toFixed(0).padStart(7);

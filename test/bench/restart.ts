@@ -18,9 +18,9 @@ import PQueue from 'p-queue';
 import { execFileSync, spawn, ChildProcess } from 'node:child_process';
 import { closeSync, copyFileSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { etcdBinary, freePort, nestcdBinary, serverArgs } from '../support/processes';
 
 const KEYS = Number(process.env.RESTART_KEYS ?? 1_000_000);
 const TXN_OPS = Number(process.env.RESTART_TXN_OPS ?? 128);
@@ -51,17 +51,6 @@ function valueOf(i: number): Buffer {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Processes
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 interface Member {
   name: Name;
@@ -100,14 +89,9 @@ async function createMember(name: Name): Promise<Member> {
 
 /** Spawns the member on its data dir (fresh or not), same flags for both servers; output appended to its log. */
 function spawnMember(m: Member): void {
-  const c = `http://127.0.0.1:${m.clientPort}`;
-  const p = `http://127.0.0.1:${m.peerPort}`;
-  const args = ['--name', 'bench', '--data-dir', join(m.dir, 'data'),
-    '--listen-client-urls', c, '--advertise-client-urls', c,
-    '--listen-peer-urls', p, '--initial-advertise-peer-urls', p,
-    '--initial-cluster', `bench=${p}`];
+  const args = serverArgs({ name: 'bench', dataDir: join(m.dir, 'data'), clientPort: m.clientPort, peerPort: m.peerPort });
   if (SNAPSHOT_COUNT) args.push('--snapshot-count', SNAPSHOT_COUNT);
-  const cmd = m.name === 'etcd' ? 'etcd' : join(__dirname, '..', '..', '..', 'bin', 'nestcd');
+  const cmd = m.name === 'etcd' ? etcdBinary() : nestcdBinary();
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
   if (m.name === 'nestcd' && process.env.RESTART_NESTCD_NODE_OPTIONS) env.NODE_OPTIONS = process.env.RESTART_NESTCD_NODE_OPTIONS;

@@ -5,19 +5,11 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { loadEtcdProto } from '@nestcd/api';
+import { seededRandom } from '@nestcd/raft';
 import type { ServerHandle } from '../support';
 
-/** mulberry32: tiny, fast, good enough to pick kill moments and operations reproducibly from a seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded randomness for kill moments and operations: the same PRNG the Raft simulator uses. */
+export const prng = (seed: number): (() => number) => seededRandom(seed);
 
 export type Unary = (req: object, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
 export type RawClient = grpc.Client & Record<string, Unary>;

@@ -19,7 +19,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { existsSync, accessSync, constants as fsConstants, mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { etcdctl } from './etcdctl';
 
 export type ServerKind = 'etcd' | 'nestcd';
@@ -60,7 +60,12 @@ export interface ServerHandle {
   stop(graceMs?: number): Promise<void>;
 }
 
-export const REPO_ROOT = resolve(__dirname, '..', '..');
+/** The repository root, found upwards from here: the same from test/support and from its build in dist/. */
+export const REPO_ROOT = (() => {
+  let dir = resolve(__dirname, '..', '..');
+  while (!existsSync(join(dir, 'nest-cli.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+})();
 const LOG_CAP = 256 * 1024;
 const live = new Set<ServerHandle>();
 const ownedDataDirs = new WeakSet<ServerHandle>();
