@@ -107,16 +107,22 @@ export class ClusterRaftMember extends RaftMember {
     return this.transportStarted;
   }
 
-  /** Makes the transport's peers match the member table. */
+  /**
+   * Adds and updates the transport's peers from the member table, and drops removed members. A peer missing
+   * from the table is kept: a snapshot from the leader may predate members added since (even the leader
+   * itself), whose adds the log after the snapshot replays; without them this member could not answer.
+   */
   private syncPeers(): void {
     const members = this.cluster.members().filter((m) => m.id !== this.cluster.memberId);
     const wanted = new Map(members.map((m) => [m.id, m.peerUrls]));
+    const removed = this.cluster.removed();
     for (const id of [...this.peerUrls.keys()]) {
-      if (wanted.has(id)) continue;
+      if (!removed.has(id)) continue;
       this.transport.removePeer(id);
       this.peerUrls.delete(id);
     }
     for (const [id, urls] of wanted) {
+      if (removed.has(id)) continue;
       const key = urls.join(',');
       const had = this.peerUrls.get(id);
       if (had === key) continue;

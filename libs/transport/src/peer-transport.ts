@@ -628,6 +628,8 @@ export class PeerTransport {
   private readonly links = new Map<bigint, PeerLink>();
   private readonly servers: net.Server[] = [];
   private readonly inbound = new Set<net.Socket>();
+  /** Accepted inbound connections by the member that opened them (closed when that member is removed). */
+  private readonly inboundFrom = new Map<bigint, Set<net.Socket>>();
   private readonly deferred: Array<() => void> = [];
   private deferTimer?: NodeJS.Immediate;
   private readonly refusalLogged = new Map<string, number>();
@@ -697,11 +699,19 @@ export class PeerTransport {
     this.unknownLogged.delete(id);
   }
 
+  /** Forgets a peer: its outbound link closes, and so do the connections it opened to us (a removed member must
+   * dial again, and then learns from acceptPeer's refusal that it was removed). */
   removePeer(id: bigint): void {
     const link = this.links.get(id);
-    if (!link) return;
-    link.close();
-    this.links.delete(id);
+    if (link) {
+      link.close();
+      this.links.delete(id);
+    }
+    for (const socket of this.inboundFrom.get(id) ?? []) {
+      socket.on('error', () => {});
+      socket.destroy();
+    }
+    this.inboundFrom.delete(id);
   }
 
   updatePeer(id: bigint, urls: string[]): void {
@@ -832,6 +842,7 @@ export class PeerTransport {
       socket.on('error', () => {});
       socket.destroy();
       this.inbound.delete(socket);
+      this.inboundFrom.get(from)?.delete(socket);
     };
     const helloTimer = setTimeout(() => close('no handshake'), this.cfg.dialTimeoutMs);
     socket.on('error', () => close());
@@ -890,6 +901,9 @@ export class PeerTransport {
       clearTimeout(helloTimer);
       from = h.from;
       stream = h.stream;
+      let mine = this.inboundFrom.get(from);
+      if (!mine) this.inboundFrom.set(from, (mine = new Set()));
+      mine.add(socket);
       socket.write(encodeHelloOk(PROTOCOL_VERSION, this.opts.clusterId, this.opts.memberId));
       if (stream === StreamKind.Messages) {
         decoder = new FrameDecoder(this.cfg.maxFrameBytes);
