@@ -44,7 +44,17 @@ export class NestcdModule {
       module: NestcdModule,
       providers: [
         { provide: NESTCD_CONFIG, useValue: config },
-        { provide: EtcdServer, useFactory: () => openMember(config, { log: (m) => logger.warn(m) }) },
+        {
+          provide: EtcdServer,
+          useFactory: () => openMember(config, {
+            log: (m) => logger.warn(m),
+            // As etcd: a member removed from its cluster has stopped serving; the process exits with status 0.
+            onRemoved: (reason) => {
+              logger.error(reason);
+              process.exit(0);
+            },
+          }),
+        },
         { provide: HttpGateway, inject: [EtcdServer], useFactory: (server: EtcdServer) => new HttpGateway(server) },
         {
           provide: EtcdGrpcServer,

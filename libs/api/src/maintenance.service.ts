@@ -18,16 +18,26 @@ const memberOut = (m: Member) => ({
 });
 
 export function clusterHandlers(server: EtcdServer, log?: (msg: string) => void) {
-  const notYet = (what: string) => unary(async () => {
-    throw Errors.unimplemented(`${what} on a single-member nestcd`);
-  }, log);
+  // etcd's cluster service leaves the revision out of its headers.
+  const header = () => headerOut(server.header(0));
   return {
-    // etcd's cluster service leaves the revision out of its headers.
-    MemberList: unary(async () => ({ header: headerOut(server.header(0)), members: server.memberList().map(memberOut) }), log),
-    MemberAdd: notYet('member add'),
-    MemberRemove: notYet('member remove'),
-    MemberUpdate: notYet('member update'),
-    MemberPromote: notYet('member promote'),
+    MemberList: unary(async () => ({ header: header(), members: server.memberList().map(memberOut) }), log),
+    MemberAdd: unary(async (pb: { peerURLs?: string[]; isLearner?: boolean }) => {
+      const { member, members } = await server.memberAdd(pb.peerURLs ?? [], !!pb.isLearner);
+      return { header: header(), member: memberOut(member), members: members.map(memberOut) };
+    }, log),
+    MemberRemove: unary(async (pb: { ID: Int64 }) => {
+      const members = await server.memberRemove(toBigInt(pb.ID));
+      return { header: header(), members: members.map(memberOut) };
+    }, log),
+    MemberUpdate: unary(async (pb: { ID: Int64; peerURLs?: string[] }) => {
+      const members = await server.memberUpdate(toBigInt(pb.ID), pb.peerURLs ?? []);
+      return { header: header(), members: members.map(memberOut) };
+    }, log),
+    MemberPromote: unary(async (pb: { ID: Int64 }) => {
+      const members = await server.memberPromote(toBigInt(pb.ID));
+      return { header: header(), members: members.map(memberOut) };
+    }, log),
   };
 }
 
@@ -70,8 +80,7 @@ export function maintenanceHandlers(server: EtcdServer, log?: (msg: string) => v
       return { header: headerOut(server.header(h.revision)), hash: h.hash, compactRevision: h.compactRevision };
     }, log),
     MoveLeader: unary(async (pb: { targetID: Int64 }) => {
-      const target = toBigInt(pb.targetID);
-      if (!server.memberList().some((m) => m.id === target)) throw Errors.badLeaderTransferee();
+      await server.moveLeader(toBigInt(pb.targetID));
       return { header: headerOut(server.header()) };
     }, log),
     /** The member's whole state as one blob, then its sha256, as etcd appends a digest to its snapshot stream. */

@@ -62,6 +62,7 @@ export const Errors = {
   stopped: define(GrpcCode.UNAVAILABLE, 'etcdserver: server stopped'),
   timeout: define(GrpcCode.UNAVAILABLE, 'etcdserver: request timed out'),
   timeoutDueToLeaderFail: define(GrpcCode.UNAVAILABLE, 'etcdserver: request timed out, possibly due to previous leader failure'),
+  timeoutLeaderTransfer: define(GrpcCode.UNAVAILABLE, 'etcdserver: request timed out, leader transfer took too long'),
   timeoutDueToConnectionLost: define(GrpcCode.UNAVAILABLE, 'etcdserver: request timed out, possibly due to connection lost'),
   unhealthy: define(GrpcCode.UNAVAILABLE, 'etcdserver: unhealthy cluster'),
   corrupt: define(GrpcCode.DATA_LOSS, 'etcdserver: corrupt cluster'),

@@ -632,6 +632,28 @@ export class MvccStore implements WatcherHost {
     this.schedulePass();
   }
 
+  /**
+   * Takes over every live watcher of `old` (a member that installed a snapshot replaces its store): each resumes
+   * from the revision it had reached there, catching up from this store's history, or is told it was compacted.
+   */
+  adoptWatchers(old: MvccStore): void {
+    const live = [...old.unsynced];
+    for (const set of old.syncedSingle.values()) live.push(...set);
+    live.push(...old.syncedRange);
+    for (const w of live) {
+      if (w.cancelled) continue;
+      // A synced watcher has seen everything up to the old store's revision, whatever it last received.
+      if (w._synced) w.nextRev = Math.max(w.nextRev, old.rev + 1);
+      old.cancelWatcher(w);
+      w.cancelled = false;
+      w._synced = false;
+      w.host = this;
+      this.unsynced.add(w);
+    }
+    this.nextWatchId = Math.max(this.nextWatchId, old.nextWatchId);
+    if (this.unsynced.size > 0) this.schedulePass();
+  }
+
   /** number of watchers (synced, unsynced). */
   watcherCounts(): { synced: number; unsynced: number } {
     return { synced: this.syncedCount, unsynced: this.unsynced.size };

@@ -52,7 +52,7 @@ export class WatcherImpl implements Watcher {
 
   constructor(
     readonly id: number,
-    private readonly host: WatcherHost,
+    /** @internal moves when a restored store adopts the watchers of the one it replaces. */ public host: WatcherHost,
     /** @internal */ readonly ks: string,
     /** @internal */ readonly kind: RangeKind,
     /** @internal */ readonly es: string,

@@ -53,7 +53,7 @@ describe('a 3-member cluster in one process', () => {
       '--name', `m${i}`, '--data-dir', join(root, `m${i}`),
       '--listen-peer-urls', peer(i), '--initial-advertise-peer-urls', peer(i),
       '--listen-client-urls', client(i), '--advertise-client-urls', client(i),
-      '--initial-cluster', initialCluster, '--heartbeat-interval', '20', '--election-timeout', '200',
+      '--initial-cluster', initialCluster, '--heartbeat-interval', '20', '--election-timeout', '500',
     ]);
   });
 

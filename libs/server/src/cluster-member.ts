@@ -1,29 +1,46 @@
-import { SnapshotStatus } from '@nestcd/raft';
-import { PeerTransport } from '@nestcd/transport';
+import { ConfChange, ConfChangeType, ConfState, SnapshotStatus } from '@nestcd/raft';
+import { PeerTransport, TransportFaults } from '@nestcd/transport';
 import { encodePublish, EntryKind, Member } from './member-state';
 import { RaftMember, RaftMemberOptions } from './raft-member';
+
+/** etcd's words when a removed member learns of its removal (it then stops). */
+export const REMOVED_MESSAGE = 'the member has been permanently removed from the cluster';
 
 export interface ClusterOptions {
   memberId: bigint;
   clusterId: bigint;
+  /** This member's name (published with its client URLs, as etcd's member attributes). */
+  name: string;
   /** --listen-peer-urls */
   listenPeerUrls: string[];
-  /** The other members, reached at their peer URLs. */
-  peers: Member[];
+  /** The replicated member table (changes as membership changes are applied or a snapshot installed). */
+  members: () => Member[];
+  /** IDs removed from the cluster: their connections are refused. */
+  removed: () => Set<bigint>;
   /** This member's advertised client URLs, published through the log on every start. */
   clientUrls: string[];
+  /** Publish on start even while this member is alone (a member that joined an existing cluster). */
+  alwaysPublish?: boolean;
+  /** This member was removed from the cluster: it has stopped and will not serve again. */
+  onRemoved?: (reason: string) => void;
+  /** Encodes the member table for members joining with --initial-cluster-state existing. */
+  clusterInfo?: () => Buffer;
   log?: (msg: string) => void;
 }
 
 /**
  * A RaftMember of a multi-member cluster: its Raft messages travel over a PeerTransport, which listens on
- * --listen-peer-urls while the member runs and hands every inbound message to Raft. On start the member
- * publishes its client URLs through the log (etcd's publish), retrying until one is applied.
+ * --listen-peer-urls while the member has peers and hands every inbound message to Raft. The transport's
+ * peers follow the replicated member table: membership changes and installed snapshots add, update and remove
+ * them. On start the member publishes its name and client URLs through the log (etcd's publish).
  */
 export class ClusterRaftMember extends RaftMember {
   readonly transport: PeerTransport;
   private running = false;
+  private transportStarted?: Promise<void>;
   private publishing?: Promise<void>;
+  private readonly peerUrls = new Map<bigint, string>();
+  private removedSelf = false;
 
   constructor(opts: Omit<RaftMemberOptions, 'transport'>, private readonly cluster: ClusterOptions) {
     let self: ClusterRaftMember | undefined;
@@ -35,18 +52,35 @@ export class ClusterRaftMember extends RaftMember {
       onMessage: (msg) => self?.step(msg),
       onUnreachable: (id) => self?.reportUnreachable(id),
       onSnapshotStatus: (id, ok) => self?.reportSnapshotStatus(id, ok),
+      acceptPeer: (id) => (cluster.removed().has(id) ? REMOVED_MESSAGE : undefined),
+      onRefused: (_id, reason) => {
+        if (reason.includes(REMOVED_MESSAGE)) self?.onRemovedFromCluster();
+      },
+      clusterInfo: cluster.clusterInfo,
     });
-    super({ ...opts, transport });
+    super({
+      ...opts,
+      transport,
+      onConfChange: (cc, confState, context) => {
+        self?.onMembershipChange(cc);
+        opts.onConfChange?.(cc, confState, context);
+      },
+      onSnapshotInstalled: (confState: ConfState) => {
+        self?.syncPeers();
+        if (cluster.removed().has(cluster.memberId)) self?.onRemovedFromCluster();
+        opts.onSnapshotInstalled?.(confState);
+      },
+    });
     self = this;
     this.transport = transport;
-    for (const p of cluster.peers) transport.addPeer(p.id, p.peerUrls);
+    this.syncPeers();
   }
 
   override async start(): Promise<void> {
-    await this.transport.start();
     this.running = true;
+    if (this.peerUrls.size > 0 || this.cluster.alwaysPublish) await this.startTransport();
     const caughtUp = super.start();
-    this.publishing = this.publish();
+    if (this.peerUrls.size > 0 || this.cluster.alwaysPublish) this.publishing = this.publish();
     return caughtUp;
   }
 
@@ -54,7 +88,66 @@ export class ClusterRaftMember extends RaftMember {
     this.running = false;
     await super.stop();
     await this.publishing;
+    await this.transportStarted?.catch(() => undefined);
     await this.transport.stop();
+  }
+
+  /** Test fault switch: the transport's partition set and drop filter. */
+  get faults(): TransportFaults {
+    return this.transport.faults;
+  }
+
+  /** Since when the connection to `id` has been up (etcd's ActiveSince); undefined while down. */
+  activeSince(id: bigint): number | undefined {
+    return this.transport.activeSince(id);
+  }
+
+  private startTransport(): Promise<void> {
+    this.transportStarted ??= this.transport.start().then(() => undefined);
+    return this.transportStarted;
+  }
+
+  /**
+   * Adds and updates the transport's peers from the member table, and drops removed members. A peer missing
+   * from the table is kept: a snapshot from the leader may predate members added since (even the leader
+   * itself), whose adds the log after the snapshot replays; without them this member could not answer.
+   */
+  private syncPeers(): void {
+    const members = this.cluster.members().filter((m) => m.id !== this.cluster.memberId);
+    const wanted = new Map(members.map((m) => [m.id, m.peerUrls]));
+    const removed = this.cluster.removed();
+    for (const id of [...this.peerUrls.keys()]) {
+      if (!removed.has(id)) continue;
+      this.transport.removePeer(id);
+      this.peerUrls.delete(id);
+    }
+    for (const [id, urls] of wanted) {
+      if (removed.has(id)) continue;
+      const key = urls.join(',');
+      const had = this.peerUrls.get(id);
+      if (had === key) continue;
+      if (had === undefined) this.transport.addPeer(id, urls);
+      else this.transport.updatePeer(id, urls);
+      this.peerUrls.set(id, key);
+    }
+    if (this.running && this.peerUrls.size > 0 && !this.transportStarted) {
+      void this.startTransport().catch((err: Error) => this.cluster.log?.(`cannot start the peer transport: ${err.message}`));
+    }
+  }
+
+  private onMembershipChange(cc: ConfChange): void {
+    this.syncPeers();
+    if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.cluster.memberId) this.onRemovedFromCluster();
+  }
+
+  /** etcd stops a removed member after ten ticks, so its last messages (the commit) still go out. */
+  private onRemovedFromCluster(): void {
+    if (this.removedSelf) return;
+    this.removedSelf = true;
+    this.cluster.log?.(REMOVED_MESSAGE);
+    setTimeout(() => {
+      void this.stop().finally(() => this.cluster.onRemoved?.(REMOVED_MESSAGE));
+    }, 10 * 100).unref();
   }
 
   private reportUnreachable(id: bigint): void {
@@ -69,7 +162,7 @@ export class ClusterRaftMember extends RaftMember {
 
   /** etcd's publish: retried (no leader yet, leader changed, timed out) until applied or the member stops. */
   private async publish(): Promise<void> {
-    const payload = encodePublish(this.cluster.memberId, this.cluster.clientUrls);
+    const payload = encodePublish(this.cluster.memberId, this.cluster.clientUrls, this.cluster.name);
     const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
     while (this.running) {
       if (this.leader === 0n) {

@@ -5,9 +5,12 @@ import {
   LeaseGrantResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse, MvccStore, PutRequest, PutResponse,
   RangeRequest, RangeResponse, TxnRequest, TxnResponse, encodeCommand,
 } from '@nestcd/mvcc';
-import { IdGenerator } from './ids';
+import { ConfChangeType } from '@nestcd/raft';
+import { IdGenerator, memberIdOf } from './ids';
 import { ServerMetrics } from './metrics';
-import { AlarmAction, AlarmMember, AlarmType, encodeAlarmRequest, EntryKind, Member, MemberState } from './member-state';
+import {
+  AlarmAction, AlarmMember, AlarmType, encodeAlarmRequest, encodeConfChangeContext, EntryKind, Member, MemberState,
+} from './member-state';
 
 export const SERVER_VERSION = '0.1.0';
 /** The etcd cluster version whose API nestcd speaks. */
@@ -61,6 +64,22 @@ export interface Proposer {
   stop(): Promise<void>;
 }
 
+/** What runtime membership changes need from the replicated proposer (ClusterRaftMember). */
+export interface MembershipProposer {
+  proposeConfChange(type: ConfChangeType, nodeId: bigint, context: Buffer): Promise<void>;
+  transferLeader(target: bigint): void;
+  /** On the leader: each member's matched log index; undefined on a follower. */
+  progress(): Map<bigint, number> | undefined;
+  /** Since when this member has been connected to `id`; undefined while not connected. */
+  activeSince(id: bigint): number | undefined;
+  readonly isLearner: boolean;
+}
+
+/** etcd's HealthInterval: a peer counts as connected for a reconfiguration once connected this long. */
+const HEALTH_INTERVAL_MS = 5000;
+/** etcd promotes a learner only once its log matches at least this share of the leader's. */
+const LEARNER_READY_PERCENT = 0.9;
+
 /** What a member is made of once its data dir is opened (see openMember). */
 export interface MemberParts {
   state: MemberState;
@@ -72,6 +91,10 @@ export interface MemberParts {
   onStop?: () => Promise<void>;
   /** On a cluster: renews a lease on the leader's lessor (a follower's keep-alive); resolves with the TTL. */
   forwardLeaseRenew?: (leader: bigint, id: bigint) => Promise<number>;
+  /** On a cluster: membership changes and leader transfer. */
+  membership?: MembershipProposer;
+  /** On a cluster: a follower hands MemberPromote to the leader (only it knows whether the learner caught up). */
+  forwardPromote?: (leader: bigint, id: bigint) => Promise<void>;
 }
 
 export interface EtcdServerOptions {
@@ -100,10 +123,14 @@ export class EtcdServer {
 
   private readonly onStop?: () => Promise<void>;
   private readonly forwardLeaseRenew?: MemberParts['forwardLeaseRenew'];
+  private readonly membership?: MembershipProposer;
+  private readonly forwardPromote?: MemberParts['forwardPromote'];
 
   constructor(readonly config: NestcdConfig, parts: MemberParts, private readonly options: EtcdServerOptions = {}) {
     this.onStop = parts.onStop;
     this.forwardLeaseRenew = parts.forwardLeaseRenew;
+    this.membership = parts.membership;
+    this.forwardPromote = parts.forwardPromote;
     this.metrics = parts.metrics ?? new ServerMetrics();
     this.metrics.observe(this);
     this.state = parts.state;
@@ -231,6 +258,141 @@ export class EtcdServer {
     return this.state.members.map((m) => ({ ...m, clientUrls: m.id === this.memberId ? this.config.advertiseClientUrls : m.clientUrls }));
   }
 
+  /** etcd's AddMember: a new member (not started yet: no name, no client URLs) joins the configuration. */
+  async memberAdd(peerUrls: string[], isLearner: boolean): Promise<{ member: Member; members: Member[] }> {
+    const membership = this.requireMembership();
+    const urls = validatePeerUrls(peerUrls);
+    // etcd derives a new member's ID from its peer URLs and the time (so a re-added URL gets a fresh ID).
+    const id = memberIdOf(urls, '', String(Math.floor(Date.now() / 1000)));
+    const member: Member = { id, name: '', peerUrls: urls, clientUrls: [], isLearner };
+    if (this.config.strictReconfigCheck) {
+      if (!isLearner && !this.isReadyToAddVotingMember()) throw Errors.memberNotEnoughStarted();
+      if (!this.isConnectedFully(this.votingMembers())) throw Errors.unhealthy();
+    }
+    await membership.proposeConfChange(isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, id,
+      Buffer.from(encodeConfChangeContext({ member })));
+    return { member, members: this.memberList() };
+  }
+
+  /** etcd's RemoveMember. */
+  async memberRemove(id: bigint): Promise<Member[]> {
+    const membership = this.requireMembership();
+    if (this.config.strictReconfigCheck) this.mayRemoveMember(id);
+    await membership.proposeConfChange(ConfChangeType.RemoveNode, id, Buffer.alloc(0));
+    return this.memberList();
+  }
+
+  /** etcd's UpdateMember: new peer URLs for a member. */
+  async memberUpdate(id: bigint, peerUrls: string[]): Promise<Member[]> {
+    const membership = this.requireMembership();
+    const urls = validatePeerUrls(peerUrls);
+    const member: Member = { id, name: '', peerUrls: urls, clientUrls: [], isLearner: false };
+    await membership.proposeConfChange(ConfChangeType.UpdateNode, id, Buffer.from(encodeConfChangeContext({ member })));
+    return this.memberList();
+  }
+
+  /** etcd's PromoteMember: only the leader knows whether the learner caught up, so a follower forwards it. */
+  async memberPromote(id: bigint): Promise<Member[]> {
+    const membership = this.requireMembership();
+    const progress = membership.progress();
+    if (!progress) {
+      const leader = this.proposer.leader;
+      if (leader === 0n || !this.forwardPromote) throw Errors.noLeader();
+      await this.forwardPromote(leader, id);
+      await this.proposer.readBarrier();
+      return this.memberList();
+    }
+    const learnerMatch = progress.get(id);
+    if (learnerMatch !== undefined && learnerMatch < (progress.get(this.memberId) ?? 0) * LEARNER_READY_PERCENT) {
+      throw Errors.learnerNotReady();
+    }
+    if (this.config.strictReconfigCheck && !this.isReadyToPromote(id)) throw Errors.memberNotEnoughStarted();
+    await membership.proposeConfChange(ConfChangeType.AddNode, id, Buffer.from(encodeConfChangeContext({ isPromote: true })));
+    return this.memberList();
+  }
+
+  /** etcd's MoveLeader: on the leader, hands leadership to a voting member and waits until it leads. */
+  async moveLeader(target: bigint): Promise<void> {
+    this.ensureRunning();
+    if (!this.proposer.isLeader) throw Errors.notLeader();
+    const member = this.state.members.find((m) => m.id === target);
+    if (!member || member.isLearner) throw Errors.badLeaderTransferee();
+    const membership = this.requireMembership();
+    const deadline = Date.now() + 5000 + 2 * this.config.electionTimeout;
+    membership.transferLeader(target);
+    while (this.proposer.leader !== target) {
+      if (Date.now() > deadline || this.stopped) throw Errors.timeoutLeaderTransfer();
+      await new Promise((r) => setTimeout(r, this.config.heartbeatInterval));
+    }
+  }
+
+  get isLearner(): boolean {
+    return this.membership?.isLearner ?? false;
+  }
+
+  private requireMembership(): MembershipProposer {
+    this.ensureRunning();
+    if (!this.membership) throw Errors.unimplemented('runtime membership on this member');
+    return this.membership;
+  }
+
+  private votingMembers(): Member[] {
+    return this.state.members.filter((m) => !m.isLearner);
+  }
+
+  /** etcd: a member has started once it published its name. */
+  private static isStarted(m: Member): boolean {
+    return m.name.length > 0;
+  }
+
+  /** etcd's IsReadyToAddVotingMember: the started voters must still make a quorum with the new member. */
+  private isReadyToAddVotingMember(): boolean {
+    const voters = this.votingMembers();
+    const nmembers = voters.length + 1;
+    const nstarted = voters.filter(EtcdServer.isStarted).length;
+    // Adding a second member to a one-member cluster is allowed (etcd's restore-a-cluster case).
+    if (nstarted === 1 && nmembers === 2) return true;
+    return nstarted >= Math.floor(nmembers / 2) + 1;
+  }
+
+  private isReadyToPromote(id: bigint): boolean {
+    const voters = this.votingMembers();
+    const nmembers = voters.length + 1;
+    let nstarted = voters.filter(EtcdServer.isStarted).length;
+    if (this.state.members.some((m) => m.id === id && m.isLearner && EtcdServer.isStarted(m))) nstarted++;
+    if (nstarted === 1 && nmembers === 2) return true;
+    return nstarted >= Math.floor(nmembers / 2) + 1;
+  }
+
+  /** etcd's mayRemoveMember with --strict-reconfig-check. */
+  private mayRemoveMember(id: bigint): void {
+    const member = this.state.members.find((m) => m.id === id);
+    if (member?.isLearner) return;
+    const voters = this.votingMembers();
+    const remaining = voters.filter((m) => m.id !== id);
+    const nstarted = remaining.filter(EtcdServer.isStarted).length;
+    const present = voters.length !== remaining.length;
+    if (present && nstarted < Math.floor(remaining.length / 2) + 1) throw Errors.memberNotEnoughStarted();
+    // A member that is down is not part of the active quorum: removing it is safe.
+    if (id !== this.memberId && this.membership?.activeSince(id) === undefined) return;
+    const active = this.connectedCount(voters);
+    if (active - 1 < 1 + Math.floor((voters.length - 1) / 2)) throw Errors.unhealthy();
+  }
+
+  /** Voting members this member has been connected to for etcd's health interval, itself included. */
+  private connectedCount(members: Member[]): number {
+    const since = Date.now() - HEALTH_INTERVAL_MS;
+    return members.filter((m) => {
+      if (m.id === this.memberId) return true;
+      const t = this.membership?.activeSince(m.id);
+      return t !== undefined && t <= since;
+    }).length;
+  }
+
+  private isConnectedFully(members: Member[]): boolean {
+    return this.connectedCount(members) === members.length;
+  }
+
   status(): Status {
     const inUse = this.dbSizeInUse();
     this.allocatedBytes = Math.max(this.allocatedBytes, inUse);
@@ -243,7 +405,7 @@ export class EtcdServer {
       raftIndex: this.proposer.committedIndex,
       raftTerm: this.proposer.term,
       raftAppliedIndex: this.proposer.appliedIndex,
-      isLearner: false,
+      isLearner: this.isLearner,
       errors,
     };
   }
@@ -304,6 +466,23 @@ export class EtcdServer {
   private ensureRunning(): void {
     if (this.stopped) throw Errors.stopped();
   }
+}
+
+/** etcd's types.NewURLs: http(s)://host:port, no path; otherwise the member URLs are invalid. */
+function validatePeerUrls(urls: string[]): string[] {
+  if (urls.length === 0) throw Errors.memberBadURLs();
+  for (const u of urls) {
+    let parsed: URL;
+    try {
+      parsed = new URL(u);
+    } catch {
+      throw Errors.memberBadURLs();
+    }
+    if ((parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || !parsed.port || (parsed.pathname !== '/' && parsed.pathname !== '')) {
+      throw Errors.memberBadURLs();
+    }
+  }
+  return [...urls].sort();
 }
 
 function isReadOnlyTxn(req: TxnRequest): boolean {

@@ -46,6 +46,31 @@ export class LeaseForwarder {
     });
   }
 
+  /**
+   * Hands a MemberPromote to the leader serving clients at `clientUrl` (etcd forwards it over the peer URL:
+   * only the leader knows whether the learner caught up). Rejects with the leader's etcd error.
+   */
+  promote(clientUrl: string, id: bigint): Promise<void> {
+    if (this.closed) return Promise.reject(Errors.stopped());
+    const client = this.client(clientUrl);
+    return new Promise<void>((resolve, reject) => {
+      client.makeUnaryRequest(
+        '/etcdserverpb.Cluster/MemberPromote',
+        (req: bigint) => encodeKeepAliveRequest(req), // MemberPromoteRequest { uint64 ID = 1; }: the same single field
+        (buf: Buffer) => buf,
+        id,
+        new grpc.Metadata(),
+        { deadline: Date.now() + this.timeoutMs },
+        (err: grpc.ServiceError | null) => {
+          if (!err) resolve();
+          else if (err.code === grpc.status.DEADLINE_EXCEEDED) reject(Errors.timeout());
+          else if (err.code === grpc.status.UNAVAILABLE && !err.details?.startsWith('etcdserver:')) reject(Errors.noLeader());
+          else reject(new EtcdError(err.code as number, err.details || err.message));
+        },
+      );
+    });
+  }
+
   close(): void {
     this.closed = true;
     for (const c of this.clients.values()) c.close();

@@ -1,4 +1,5 @@
 import { Errors } from '@nestcd/errors';
+import { ConfChange, ConfChangeType } from '@nestcd/raft';
 import { Command, CommandResult, decodeCommand, MvccOptions, MvccStore, Reader, RequestOp, Writer } from '@nestcd/mvcc';
 import type { StateMachine } from './raft-member';
 
@@ -27,14 +28,44 @@ export interface AlarmMember {
   alarm: AlarmType;
 }
 
-/** A publish entry: the member's ID, then its advertised client URLs. */
-export function encodePublish(memberId: bigint, clientUrls: string[]): Buffer {
+/** A publish entry: the member's ID, its advertised client URLs, then its name (etcd's member attributes). */
+export function encodePublish(memberId: bigint, clientUrls: string[], name?: string): Buffer {
   const w = new Writer(64);
   w.i64(BigInt.asIntN(64, memberId));
   w.uint(clientUrls.length);
   for (const u of clientUrls) w.bytes(Buffer.from(u));
+  if (name !== undefined) w.bytes(Buffer.from(name));
   return w.finish();
 }
+
+/** What a membership change's ConfChange carries besides the node ID (etcd puts the member's JSON there). */
+export interface ConfChangeContext {
+  /** Add and update: the member as it should be; promote: only its ID matters. */
+  member?: Member;
+  isPromote?: boolean;
+}
+
+export function encodeConfChangeContext(ctx: ConfChangeContext): Uint8Array {
+  const m = ctx.member;
+  return Buffer.from(JSON.stringify({
+    p: ctx.isPromote ? 1 : 0,
+    m: m && { id: m.id.toString(), name: m.name, peerURLs: m.peerUrls, clientURLs: m.clientUrls, isLearner: m.isLearner },
+  }));
+}
+
+export function decodeConfChangeContext(data: Uint8Array | undefined): ConfChangeContext | undefined {
+  if (!data || data.length === 0) return undefined;
+  const o = JSON.parse(Buffer.from(data).toString()) as {
+    p: number; m?: { id: string; name: string; peerURLs: string[]; clientURLs: string[]; isLearner: boolean };
+  };
+  return {
+    isPromote: o.p === 1,
+    member: o.m && { id: BigInt(o.m.id), name: o.m.name, peerUrls: o.m.peerURLs, clientUrls: o.m.clientURLs, isLearner: o.m.isLearner },
+  };
+}
+
+/** etcd 3.4 allows one learner at a time (membership.maxLearners). */
+const MAX_LEARNERS = 1;
 
 export function encodeAlarmRequest(action: AlarmAction, memberId: bigint, alarm: AlarmType): Buffer {
   const b = Buffer.allocUnsafe(10);
@@ -54,6 +85,8 @@ export class MemberState implements StateMachine {
   private alarmList: AlarmMember[] = [];
   /** The cluster's members, replicated like the keyspace (etcd keeps them in its backend too). */
   members: Member[] = [];
+  /** IDs of removed members: never reused, and their messages are refused (etcd's removed set). */
+  removed = new Set<bigint>();
 
   constructor(public store: MvccStore, private readonly mvccOptions: MvccOptions = {}) {}
 
@@ -82,14 +115,63 @@ export class MemberState implements StateMachine {
     return this.alarmList.some((a) => a.alarm === type);
   }
 
-  /** A member's client URLs as it last published them; a removed member's publish changes nothing (as etcd). */
+  /** A member's client URLs (and name) as it last published them; a removed member's publish changes nothing (as etcd). */
   private applyPublish(payload: Buffer): void {
     const r = new Reader(payload);
     const id = BigInt.asUintN(64, r.i64());
     const urls: string[] = [];
     for (let n = r.uint(); n > 0; n--) urls.push(r.bytes().toString());
+    const name = r.done ? undefined : r.bytes().toString();
     const member = this.members.find((m) => m.id === id);
-    if (member) member.clientUrls = urls;
+    if (!member) return;
+    member.clientUrls = urls;
+    if (name !== undefined) member.name = name;
+  }
+
+  /**
+   * Validates a committed membership change against the member table and applies it (etcd's
+   * ValidateConfigurationChange, then AddMember/RemoveMember/UpdateRaftAttributes/PromoteMember). A refused
+   * change throws the etcd error and leaves everything as it was, identically on every member.
+   */
+  applyConfChange(cc: ConfChange, context: Buffer): void {
+    const ctx = decodeConfChangeContext(context);
+    const id = cc.nodeId;
+    const existing = this.members.find((m) => m.id === id);
+    const peerUrlsTaken = (urls: string[], except?: bigint) =>
+      this.members.some((m) => m.id !== except && m.peerUrls.some((u) => urls.includes(u)));
+    switch (cc.type) {
+      case ConfChangeType.AddNode:
+      case ConfChangeType.AddLearnerNode: {
+        if (ctx?.isPromote) {
+          if (this.removed.has(id) || !existing) throw Errors.memberNotFound();
+          if (!existing.isLearner) throw Errors.memberNotLearner();
+          existing.isLearner = false;
+          return;
+        }
+        if (this.removed.has(id)) throw Errors.memberNotFound();
+        if (existing) throw Errors.memberExist();
+        const m = ctx?.member;
+        if (!m) throw Errors.memberBadURLs();
+        if (peerUrlsTaken(m.peerUrls)) throw Errors.peerURLExist();
+        if (cc.type === ConfChangeType.AddLearnerNode && this.members.filter((x) => x.isLearner).length + 1 > MAX_LEARNERS) {
+          throw Errors.tooManyLearners();
+        }
+        this.members.push({ ...m, id, isLearner: cc.type === ConfChangeType.AddLearnerNode });
+        return;
+      }
+      case ConfChangeType.RemoveNode:
+        if (this.removed.has(id) || !existing) throw Errors.memberNotFound();
+        this.members = this.members.filter((m) => m.id !== id);
+        this.removed.add(id);
+        return;
+      case ConfChangeType.UpdateNode: {
+        if (this.removed.has(id) || !existing) throw Errors.memberNotFound();
+        const urls = ctx?.member?.peerUrls ?? [];
+        if (peerUrlsTaken(urls, id)) throw Errors.peerURLExist();
+        existing.peerUrls = urls;
+        return;
+      }
+    }
   }
 
   /** Returns the alarms the request changed, as etcd's AlarmResponse lists them. */
@@ -132,13 +214,18 @@ export class MemberState implements StateMachine {
       strings(m.clientUrls);
       w.uint(m.isLearner ? 1 : 0);
     }
+    w.uint(this.removed.size);
+    for (const id of this.removed) w.i64(BigInt.asIntN(64, id));
     return Buffer.concat([head.finish(), mvcc, w.finish()]);
   }
 
   restore(data: Uint8Array): void {
     const r = new Reader(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
     if (!r.raw(SNAPSHOT_MAGIC.length).equals(SNAPSHOT_MAGIC)) throw new Error('not a nestcd member snapshot');
+    const previous = this.store;
     this.store = MvccStore.restore(r.bytes(), this.mvccOptions);
+    // Watchers on this member keep going: they resume on the new keyspace from the revision they reached.
+    this.store.adoptWatchers(previous);
     const alarms: AlarmMember[] = [];
     for (let n = r.uint(); n > 0; n--) alarms.push({ memberId: BigInt.asUintN(64, r.i64()), alarm: r.uint() });
     this.alarmList = alarms;
@@ -152,6 +239,10 @@ export class MemberState implements StateMachine {
       members.push({ id: BigInt.asUintN(64, r.i64()), name: r.bytes().toString(), peerUrls: strings(), clientUrls: strings(), isLearner: r.uint() === 1 });
     }
     this.members = members;
+    const removed = new Set<bigint>();
+    // Snapshots written before membership changes existed end after the member list.
+    if (!r.done) for (let n = r.uint(); n > 0; n--) removed.add(BigInt.asUintN(64, r.i64()));
+    this.removed = removed;
   }
 }
 

@@ -3,13 +3,14 @@ import { Errors } from '@nestcd/errors';
 import { MvccOptions, MvccStore } from '@nestcd/mvcc';
 import { HardState, MemoryStorage, Snapshot } from '@nestcd/raft';
 import { defaultFileSystem, ensureDataDir, FileSystem, Snapshotter, Wal } from '@nestcd/storage';
+import { fetchClusterInfo } from '@nestcd/transport';
 import { EtcdServer, EtcdServerOptions } from './etcd-server';
 import { clusterIdOf, memberIdOf } from './ids';
 import { Member, MemberState } from './member-state';
 import { ServerMetrics } from './metrics';
 import { ClusterRaftMember } from './cluster-member';
 import { LeaseForwarder } from './lease-forwarder';
-import { RaftMember, RaftMemberOptions, RaftPersistence } from './raft-member';
+import { RaftMemberOptions, RaftPersistence } from './raft-member';
 
 export interface OpenMemberOptions extends EtcdServerOptions {
   log?: (msg: string) => void;
@@ -19,6 +20,61 @@ export interface OpenMemberOptions extends EtcdServerOptions {
   fs?: FileSystem;
   /** WAL segment size (tests use small ones). */
   walSegmentBytes?: number;
+  /** The member was removed from its cluster and has stopped itself (the process should exit). */
+  onRemoved?: (reason: string) => void;
+}
+
+/** What a member answers a joining member's cluster-info request with (etcd's GET /members on a peer URL). */
+interface ClusterInfo {
+  clusterId: string;
+  members: Array<{ id: string; name: string; peerURLs: string[]; clientURLs: string[]; isLearner: boolean }>;
+}
+
+function encodeClusterInfo(clusterId: bigint, members: Member[]): Buffer {
+  const info: ClusterInfo = {
+    clusterId: clusterId.toString(),
+    members: members.map((m) => ({ id: m.id.toString(), name: m.name, peerURLs: m.peerUrls, clientURLs: m.clientUrls, isLearner: m.isLearner })),
+  };
+  return Buffer.from(JSON.stringify(info));
+}
+
+/**
+ * --initial-cluster-state existing: ask the cluster (any other member of --initial-cluster) for its member
+ * table, check that --initial-cluster describes it (etcd's ValidateClusterAndAssignIDs, with its wording), and
+ * take the cluster's and this member's IDs from it.
+ */
+async function joinExistingCluster(config: NestcdConfig, log?: (msg: string) => void): Promise<{ clusterId: bigint; memberId: bigint; members: Member[] }> {
+  const local = initialMembers(config);
+  const ownUrls = config.initialCluster.get(config.name) ?? [];
+  const sameUrls = (a: string[], b: string[]) => a.length === b.length && [...a].sort().every((u, i) => u === [...b].sort()[i]);
+  const remoteUrls = local.filter((m) => m.name !== config.name).flatMap((m) => m.peerUrls);
+  let info: ClusterInfo | undefined;
+  const errors: string[] = [];
+  for (const url of remoteUrls) {
+    try {
+      info = JSON.parse((await fetchClusterInfo(url, 2000)).toString()) as ClusterInfo;
+      break;
+    } catch (err) {
+      errors.push((err as Error).message);
+    }
+  }
+  if (!info) {
+    for (const e of errors) log?.(`could not get cluster information: ${e}`);
+    throw new Error('cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs');
+  }
+  const existing: Member[] = info.members.map((m) => ({
+    id: BigInt(m.id), name: m.name, peerUrls: m.peerURLs, clientUrls: m.clientURLs, isLearner: m.isLearner,
+  }));
+  const describe = existing.map((m) => `${m.name || m.id.toString(16)}=${m.peerUrls.join(',')}`).join(',');
+  if (existing.length !== local.length) throw new Error(`error validating peerURLs ${describe}: member count is unequal`);
+  for (const m of existing) {
+    if (!local.some((l) => sameUrls(l.peerUrls, m.peerUrls))) {
+      throw new Error(`error validating peerURLs ${describe}: PeerURLs: no match found for existing member (${m.id.toString(16)}, ${m.peerUrls.join(',')})`);
+    }
+  }
+  const self = existing.find((m) => sameUrls(m.peerUrls, ownUrls));
+  if (!self) throw new Error(`error validating peerURLs ${describe}: member count is unequal`);
+  return { clusterId: BigInt(info.clusterId), memberId: self.id, members: existing };
 }
 
 /** The initial members as --initial-cluster names them; IDs derive from peer URLs and the cluster token. */
@@ -39,6 +95,8 @@ interface Recovered {
   clusterId: bigint;
   persistence?: RaftPersistence;
   close?: () => Promise<void>;
+  /** A new member that joined an existing cluster (it publishes at once, even before it has peers' log). */
+  joined?: boolean;
 }
 
 /**
@@ -54,6 +112,7 @@ export async function openMember(config: NestcdConfig, options: OpenMemberOption
   const metrics = new ServerMetrics();
   const recovered = options.inMemory ? bootstrapInMemory(config, mvccOptions) : await openDataDir(config, mvccOptions, options, metrics);
   const { state, storage, memberId, clusterId } = recovered;
+  let server: EtcdServer | undefined;
 
   const raftOptions: RaftMemberOptions = {
     id: memberId,
@@ -73,19 +132,21 @@ export async function openMember(config: NestcdConfig, options: OpenMemberOption
       if (isSelf) state.store.renewAllLeases();
     },
   };
-  // A lone member needs no peers; a cluster's members talk over the peer transport (the member list is the
-  // bootstrap one, or the recovered one: static membership so far).
-  const peers = state.members.filter((m) => m.id !== memberId);
-  if (peers.length === 0) {
-    const proposer = new RaftMember(raftOptions);
-    return new EtcdServer(config, { state, proposer, memberId, clusterId, metrics, onStop: recovered.close }, options);
-  }
+  // Members talk over the peer transport, whose peers follow the replicated member table (a lone member
+  // listens for peers only once one is added).
   const proposer = new ClusterRaftMember(raftOptions, {
     memberId,
     clusterId,
+    name: config.name,
     listenPeerUrls: config.listenPeerUrls,
-    peers,
+    members: () => state.members,
+    removed: () => state.removed,
     clientUrls: config.advertiseClientUrls,
+    alwaysPublish: recovered.joined,
+    clusterInfo: () => encodeClusterInfo(clusterId, state.members),
+    onRemoved: (reason) => {
+      void server?.stop().finally(() => options.onRemoved?.(reason));
+    },
     log: options.log,
   });
   const forwarder = new LeaseForwarder(raftOptions.requestTimeoutMs);
@@ -99,7 +160,15 @@ export async function openMember(config: NestcdConfig, options: OpenMemberOption
     forwarder.close();
     await recovered.close?.();
   };
-  return new EtcdServer(config, { state, proposer, memberId, clusterId, metrics, onStop, forwardLeaseRenew }, options);
+  const forwardPromote = (leader: bigint, id: bigint): Promise<void> => {
+    const url = state.members.find((m) => m.id === leader)?.clientUrls[0];
+    if (!url) return Promise.reject(Errors.noLeader());
+    return forwarder.promote(url, id);
+  };
+  server = new EtcdServer(config, {
+    state, proposer, memberId, clusterId, metrics, onStop, forwardLeaseRenew, membership: proposer, forwardPromote,
+  }, options);
+  return server;
 }
 
 function bootstrapState(config: NestcdConfig, mvccOptions: MvccOptions) {
@@ -133,6 +202,7 @@ async function openDataDir(config: NestcdConfig, mvccOptions: MvccOptions, optio
   let state: MemberState;
   let memberId: bigint;
   let clusterId: bigint;
+  let joined = false;
 
   if (await Wal.exists(dirs.walDir, fs)) {
     // Only a snapshot the WAL has a marker for is known to be complete and consistent with the log.
@@ -156,6 +226,15 @@ async function openDataDir(config: NestcdConfig, mvccOptions: MvccOptions, optio
       `recovered member ${memberId.toString(16)} from ${dirs.dataDir}: snapshot at index ${snapshot?.metadata.index ?? 0}, ` +
         `${opened.entries.length} WAL entries, commit ${opened.hardState.commit}`,
     );
+  } else if (config.initialClusterState === 'existing') {
+    // A member added at runtime: no log of its own; the leader sends it a snapshot and the log after it.
+    const joining = await joinExistingCluster(config, log);
+    ({ memberId, clusterId } = joining);
+    state = new MemberState(new MvccStore(mvccOptions), mvccOptions);
+    state.members = joining.members;
+    wal = await Wal.create(dirs.walDir, { memberId, clusterId }, walOptions);
+    joined = true;
+    log?.(`joining existing cluster ${clusterId.toString(16)} as member ${memberId.toString(16)}`);
   } else {
     const boot = bootstrapState(config, mvccOptions);
     ({ state, memberId, clusterId } = boot);
@@ -183,5 +262,5 @@ async function openDataDir(config: NestcdConfig, mvccOptions: MvccOptions, optio
       await snapshotter.purge(config.maxSnapshots);
     },
   };
-  return { state, storage, memberId, clusterId, persistence, close: () => wal.close() };
+  return { state, storage, memberId, clusterId, persistence, close: () => wal.close(), joined };
 }

@@ -1,6 +1,6 @@
 import { Errors, EtcdError } from '@nestcd/errors';
 import {
-  ConfChange, ConfState, decodeConfChange, Entry, EntryType, HardState, MemoryStorage, Message, NodeId, None,
+  ConfChange, ConfChangeType, ConfState, decodeConfChange, Entry, EntryType, HardState, MemoryStorage, Message, NodeId, None,
   NoLeaderError, ProposalDroppedError, RawNode, Ready, Snapshot, StateType,
 } from '@nestcd/raft';
 import type { Proposer } from './etcd-server';
@@ -38,7 +38,10 @@ export interface RaftMemberOptions {
   log?: (msg: string) => void;
   /** Called on this member's leadership changes (e.g. to renew leases when it becomes leader). */
   onLeaderChange?: (leader: NodeId, isSelf: boolean) => void;
-  onConfChange?: (cc: ConfChange, confState: ConfState) => void;
+  /** A membership change was applied (the state machine accepted it); `context` is the application's part. */
+  onConfChange?: (cc: ConfChange, confState: ConfState, context: Buffer) => void;
+  /** A snapshot from the leader replaced the state machine (membership may have changed with it). */
+  onSnapshotInstalled?: (confState: ConfState) => void;
 }
 
 /**
@@ -50,7 +53,12 @@ export interface StateMachine {
   apply(kind: number, payload: Buffer, index: number): unknown;
   snapshot(): Uint8Array;
   restore(data: Uint8Array): void;
+  /** Validates and applies a committed membership change; throws EtcdError to refuse it (then raft ignores it too). */
+  applyConfChange?(cc: ConfChange, context: Buffer): void;
 }
+
+/** A conf change's context: the proposal's request ID, then the application's bytes. */
+const CONF_CONTEXT_HEADER_BYTES = 8;
 
 const ENVELOPE_HEADER_BYTES = 9;
 
@@ -207,6 +215,55 @@ export class RaftMember implements Proposer {
     });
   }
 
+  /**
+   * Proposes a membership change; resolves once this member applied it, or rejects with the state machine's
+   * refusal (etcd's configure()). Raft allows one pending change at a time.
+   */
+  proposeConfChange(type: ConfChangeType, nodeId: bigint, context: Buffer): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.stopped) return Promise.reject(Errors.stopped());
+    const id = ++this.nextRequestId;
+    const ctx = Buffer.allocUnsafe(CONF_CONTEXT_HEADER_BYTES + context.length);
+    ctx.writeBigUInt64BE(id, 0);
+    context.copy(ctx, CONF_CONTEXT_HEADER_BYTES);
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.pending.delete(id)) reject(Errors.timeout());
+      }, this.opts.requestTimeoutMs);
+      this.pending.set(id, { resolve: () => resolve(), reject, timer });
+      try {
+        this.node.proposeConfChange({ type, nodeId, context: ctx });
+      } catch (err) {
+        // A change already pending: etcd's raft drops the proposal and the caller times out; say so at once.
+        this.settle(id, undefined, err instanceof ProposalDroppedError && this.leaderId !== None ? Errors.timeout() : this.mapProposalError(err));
+        return;
+      }
+      this.schedule();
+    });
+  }
+
+  /** Asks the leader to hand leadership to `target` (etcd's MoveLeader). */
+  transferLeader(target: bigint): void {
+    this.node.transferLeader(target);
+    this.schedule();
+  }
+
+  /** On the leader: how far each member's log matches (raft's progress); undefined on a follower. */
+  progress(): Map<bigint, number> | undefined {
+    if (!this.isLeader) return undefined;
+    const out = new Map<bigint, number>();
+    for (const [id, pr] of this.node.raft.prs.progress) out.set(id, pr.match);
+    return out;
+  }
+
+  get isLearner(): boolean {
+    return this.confStateValue.learners.includes(this.opts.id);
+  }
+
+  get memberId(): bigint {
+    return this.opts.id;
+  }
+
   /** Linearizable read barrier: one ReadIndex round serves every read that arrived before it started. */
   readBarrier(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
@@ -323,9 +380,7 @@ export class RaftMember implements Proposer {
     if (e.index <= this.appliedIndexValue) return;
     this.appliedIndexValue = e.index;
     if (e.type === EntryType.ConfChange) {
-      const cc = decodeConfChange(e.data);
-      this.confStateValue = this.node.applyConfChange(cc);
-      this.opts.onConfChange?.(cc, this.confStateValue);
+      this.applyConfChangeEntry(decodeConfChange(e.data));
       return;
     }
     if (e.data.length === 0) return; // a new leader's empty entry
@@ -343,6 +398,24 @@ export class RaftMember implements Proposer {
     this.settle(id, result, error);
   }
 
+  private applyConfChangeEntry(cc: ConfChange): void {
+    const raw = cc.context ? Buffer.from(cc.context) : Buffer.alloc(0);
+    const id = raw.length >= CONF_CONTEXT_HEADER_BYTES ? raw.readBigUInt64BE(0) : 0n;
+    const context = raw.subarray(CONF_CONTEXT_HEADER_BYTES);
+    try {
+      this.opts.stateMachine.applyConfChange?.(cc, context);
+    } catch (err) {
+      // Refused (member not found, peer URLs taken...): raft leaves its configuration as it was (etcd applies
+      // the change with node ID None, which changes nothing).
+      if (!(err instanceof EtcdError)) throw err;
+      this.settle(id, undefined, err);
+      return;
+    }
+    this.confStateValue = this.node.applyConfChange(cc);
+    this.opts.onConfChange?.(cc, this.confStateValue, context);
+    this.settle(id, undefined, undefined);
+  }
+
   private settle(id: bigint, result: unknown, error: Error | undefined): void {
     const p = this.pending.get(id);
     if (!p) return;
@@ -357,6 +430,8 @@ export class RaftMember implements Proposer {
     this.appliedIndexValue = snap.metadata.index;
     this.confStateValue = snap.metadata.confState;
     this.lastSnapshotIndex = snap.metadata.index;
+    this.opts.log?.(`installed the snapshot at index ${snap.metadata.index} from the leader`);
+    this.opts.onSnapshotInstalled?.(this.confStateValue);
   }
 
   private serveReads(): void {

@@ -15,6 +15,10 @@
  *   SNAP_CHUNK   raw snapshot data bytes (consecutive chunks concatenate to the data)
  *   SNAP_END     u32 CRC-32 (zlib) of the whole snapshot data
  *   SNAP_RESULT  u8 ok (1/0), utf8 reason
+ *   CLUSTER_INFO the member table as the application encodes it (answer to a cluster-info stream, then close)
+ *
+ * A cluster-info stream (stream 3) needs no cluster or member ID: a member joining an existing cluster asks
+ * for the member list before it knows either (etcd's GET /members on the peer URL).
  */
 import { Message } from '@nestcd/raft';
 import { CodecError, decodeMessage, encodedMessageSize, encodeMessageInto } from './codec';
@@ -31,11 +35,13 @@ export enum FrameKind {
   SnapChunk = 6,
   SnapEnd = 7,
   SnapResult = 8,
+  ClusterInfo = 9,
 }
 
 export enum StreamKind {
   Messages = 1,
   Snapshot = 2,
+  ClusterInfo = 3,
 }
 
 export enum RejectCode {

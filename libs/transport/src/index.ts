@@ -4,5 +4,5 @@
  */
 export { CodecError, decodeMessage, encodedMessageSize, encodeMessage, encodeMessageInto, MESSAGE_TYPE_CODES } from './codec';
 export { PROTOCOL_VERSION } from './frames';
-export { PeerTransport, parsePeerUrl } from './peer-transport';
+export { fetchClusterInfo, PeerTransport, parsePeerUrl } from './peer-transport';
 export type { PeerStats, PeerTransportOptions, TransportFaults, TransportStats } from './peer-transport';

@@ -322,6 +322,8 @@ describe('PeerTransport', () => {
     a.t.faults = { partitioned: new Set([2n]) };
     a.t.send([hb(1n, 2n, 1)]);
     b.t.send([hb(2n, 1n, 1)]);
+    // On a loaded machine b's heartbeat may take a while to arrive (and be dropped): wait for it, not a fixed time.
+    await waitFor(() => a.t.stats().faultDroppedInbound === 1, 'inbound drop');
     await sleep(50);
     expect(a.got).toHaveLength(0);
     expect(b.got).toHaveLength(0);

@@ -35,6 +35,10 @@ export interface PeerTransportOptions {
   onSnapshotStatus?: (peerId: bigint, ok: boolean) => void;
   /** Refuse inbound connections from some members (e.g. removed ones): return the reason, or undefined. */
   acceptPeer?: (peerId: bigint) => string | undefined;
+  /** A peer refused our connection (removed member, cluster ID mismatch...): its reason. */
+  onRefused?: (peerId: bigint, reason: string) => void;
+  /** Answers cluster-info streams (see fetchClusterInfo); without it they are refused. */
+  clusterInfo?: () => Buffer;
   /** Per-peer send queue bound, in messages (default 4096, etcd's stream buffer). */
   maxQueuedMessages?: number;
   /** Per-peer send queue bound, in encoded bytes (default 64 MiB). */
@@ -211,6 +215,8 @@ class PeerLink {
   private timer?: NodeJS.Timeout;
   private everConnected = false;
   private active = false;
+  /** When the current connection became active (etcd's ActiveSince); undefined while down. */
+  activeSince?: number;
   private lastFailure = '';
   private lastUnreachable = -Infinity;
   private snapSocket?: net.Socket;
@@ -378,6 +384,7 @@ class PeerLink {
       this.everConnected = true;
       if (!this.active) {
         this.active = true;
+        this.activeSince = Date.now();
         this.t.logLine(`peer ${hex(this.id)} became active (${hp.url})`);
       }
       this.flush();
@@ -401,6 +408,8 @@ class PeerLink {
       if (reason !== this.lastFailure) {
         this.t.logLine(`error: member ${hex(this.id)} at ${where} refused the connection: ${reason}`);
       }
+      const id = this.id;
+      this.t.defer(() => this.t.opts.onRefused?.(id, reason));
     } else if (this.active) {
       this.t.logLine(`peer ${hex(this.id)} became inactive (${where}): ${reason}`);
     } else if (reason !== this.lastFailure && this.lastFailure === '') {
@@ -408,6 +417,7 @@ class PeerLink {
     }
     this.lastFailure = reason;
     this.active = false;
+    this.activeSince = undefined;
     this.urlIndex++;
     this.state = 'backoff';
     if (this.t.isStopped) return;
@@ -618,6 +628,8 @@ export class PeerTransport {
   private readonly links = new Map<bigint, PeerLink>();
   private readonly servers: net.Server[] = [];
   private readonly inbound = new Set<net.Socket>();
+  /** Accepted inbound connections by the member that opened them (closed when that member is removed). */
+  private readonly inboundFrom = new Map<bigint, Set<net.Socket>>();
   private readonly deferred: Array<() => void> = [];
   private deferTimer?: NodeJS.Immediate;
   private readonly refusalLogged = new Map<string, number>();
@@ -687,11 +699,19 @@ export class PeerTransport {
     this.unknownLogged.delete(id);
   }
 
+  /** Forgets a peer: its outbound link closes, and so do the connections it opened to us (a removed member must
+   * dial again, and then learns from acceptPeer's refusal that it was removed). */
   removePeer(id: bigint): void {
     const link = this.links.get(id);
-    if (!link) return;
-    link.close();
-    this.links.delete(id);
+    if (link) {
+      link.close();
+      this.links.delete(id);
+    }
+    for (const socket of this.inboundFrom.get(id) ?? []) {
+      socket.on('error', () => {});
+      socket.destroy();
+    }
+    this.inboundFrom.delete(id);
   }
 
   updatePeer(id: bigint, urls: string[]): void {
@@ -745,6 +765,11 @@ export class PeerTransport {
 
   peerStats(id: bigint): PeerStats | undefined {
     return this.links.get(id)?.peerStats();
+  }
+
+  /** Since when (Date.now() ms) the peer's connection has been up; undefined while it is down or unknown. */
+  activeSince(id: bigint): number | undefined {
+    return this.links.get(id)?.activeSince;
   }
 
   /** Closes every connection and listener; no callback runs after this resolves. */
@@ -817,6 +842,7 @@ export class PeerTransport {
       socket.on('error', () => {});
       socket.destroy();
       this.inbound.delete(socket);
+      this.inboundFrom.get(from)?.delete(socket);
     };
     const helloTimer = setTimeout(() => close('no handshake'), this.cfg.dialTimeoutMs);
     socket.on('error', () => close());
@@ -847,6 +873,16 @@ export class PeerTransport {
         return refuse(RejectCode.VersionMismatch,
           `protocol version mismatch: local ${PROTOCOL_VERSION}, remote ${h.version}`, h.from ? hex(h.from) : 'unknown');
       }
+      if (h.stream === StreamKind.ClusterInfo) {
+        if (!this.opts.clusterInfo) return refuse(RejectCode.PeerRefused, 'this member does not answer cluster-info requests', 'unknown');
+        closed = true;
+        clearTimeout(helloTimer);
+        socket.on('error', () => {});
+        socket.once('close', () => this.inbound.delete(socket));
+        socket.setTimeout(1000, () => socket.destroy());
+        socket.end(frame(FrameKind.ClusterInfo, this.opts.clusterInfo()));
+        return;
+      }
       const who = hex(h.from);
       if (h.clusterId !== this.opts.clusterId) {
         return refuse(RejectCode.ClusterIdMismatch,
@@ -865,6 +901,9 @@ export class PeerTransport {
       clearTimeout(helloTimer);
       from = h.from;
       stream = h.stream;
+      let mine = this.inboundFrom.get(from);
+      if (!mine) this.inboundFrom.set(from, (mine = new Set()));
+      mine.add(socket);
       socket.write(encodeHelloOk(PROTOCOL_VERSION, this.opts.clusterId, this.opts.memberId));
       if (stream === StreamKind.Messages) {
         decoder = new FrameDecoder(this.cfg.maxFrameBytes);
@@ -1036,4 +1075,45 @@ class SnapshotReceiver {
     // The sender closes the connection once it has read the result (or the idle timeout does).
     this.socket.end(encodeSnapResult(ok, reason));
   }
+}
+
+/**
+ * Asks the member listening at `peerUrl` for its cluster's member table (a cluster-info stream): what a member
+ * joining an existing cluster does before it knows the cluster's or its own ID.
+ */
+export async function fetchClusterInfo(peerUrl: string, timeoutMs = 5000): Promise<Buffer> {
+  const hp = parsePeerUrl(peerUrl);
+  const hello = encodeHello({ version: PROTOCOL_VERSION, stream: StreamKind.ClusterInfo, clusterId: 0n, from: 0n, to: 0n });
+  return new Promise<Buffer>((resolve, reject) => {
+    const socket = net.connect({ host: hp.host, port: hp.port });
+    const decoder = new FrameDecoder(SNAPSHOT_CONTROL_MAX_FRAME);
+    let settled = false;
+    const finish = (err?: Error, body?: Buffer): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.on('error', () => {});
+      socket.destroy();
+      if (err) reject(err);
+      else resolve(body!);
+    };
+    const timer = setTimeout(() => finish(new Error(`no answer from ${peerUrl} within ${timeoutMs} ms`)), timeoutMs);
+    socket.on('connect', () => socket.write(hello));
+    socket.on('data', (chunk: Buffer) => {
+      let frames: Frame[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (e) {
+        finish(new Error(`bad answer from ${peerUrl}: ${(e as Error).message}`));
+        return;
+      }
+      const f = frames[0];
+      if (!f) return;
+      if (f.kind === FrameKind.ClusterInfo) finish(undefined, Buffer.from(f.body));
+      else if (f.kind === FrameKind.HelloReject) finish(new Error(`${peerUrl} refused: ${decodeReject(f.body).reason}`));
+      else finish(new Error(`unexpected frame kind ${f.kind} from ${peerUrl}`));
+    });
+    socket.on('error', (err) => finish(new Error(`cannot reach ${peerUrl}: ${err.message}`)));
+    socket.on('close', () => finish(new Error(`${peerUrl} closed the connection`)));
+  });
 }
