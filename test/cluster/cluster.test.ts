@@ -115,6 +115,20 @@ describe('a static 3-member cluster', () => {
     }, 10000);
   });
 
+  it("a follower answers LeaseTimeToLive with the leader's remaining TTL", async () => {
+    const { leader } = await agreedLeader(m);
+    const follower = m.find((x) => x !== leader)!;
+    const lease = /lease ([0-9a-f]+) granted/.exec(await ctl(leader.endpoint, ['lease', 'grant', '12']))![1];
+    await new Promise((r) => setTimeout(r, 4000));
+    // Renewed on the leader only: a follower answering from its own lessor would report about 8 s left.
+    await ctl(leader.endpoint, ['lease', 'keep-alive', '--once', lease]);
+    const out = await ctl(follower.endpoint, ['lease', 'timetolive', lease]);
+    const remaining = Number(/remaining\((\d+)s\)/.exec(out)![1]);
+    expect(out).toMatch(new RegExp(`lease ${lease} granted with TTL\\(12s\\)`));
+    expect(remaining).toBeGreaterThanOrEqual(10);
+    await ctl(leader.endpoint, ['lease', 'revoke', lease]);
+  });
+
   it('survives kill -9 of the leader under writes: new leader, no acknowledged write lost, the old leader catches up', async () => {
     const { leader, rows } = await agreedLeader(m);
     const oldTerm = rows[0].raftTerm;

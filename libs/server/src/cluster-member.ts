@@ -78,7 +78,16 @@ export class ClusterRaftMember extends RaftMember {
 
   override async start(): Promise<void> {
     this.running = true;
-    if (this.peerUrls.size > 0 || this.cluster.alwaysPublish) await this.startTransport();
+    if (this.peerUrls.size > 0 || this.cluster.alwaysPublish) {
+      await this.startTransport();
+    } else {
+      // A lone member listens too (members joining ask it for the member table), but as long as it has no
+      // peers a peer port it cannot bind is only a warning; it tries again when a member is added.
+      await this.startTransport().catch((err: Error) => {
+        this.cluster.log?.(`warning: ${err.message} (no peers yet)`);
+        this.transportStarted = undefined;
+      });
+    }
     const caughtUp = super.start();
     if (this.peerUrls.size > 0 || this.cluster.alwaysPublish) this.publishing = this.publish();
     return caughtUp;

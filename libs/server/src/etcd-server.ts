@@ -93,6 +93,8 @@ export interface MemberParts {
   forwardLeaseRenew?: (leader: bigint, id: bigint) => Promise<number>;
   /** On a cluster: membership changes and leader transfer. */
   membership?: MembershipProposer;
+  /** On a cluster: a follower asks the leader's lessor for a lease's remaining TTL. */
+  forwardLeaseTimeToLive?: (leader: bigint, id: bigint, keys: boolean) => Promise<LeaseTimeToLiveResponse>;
   /** On a cluster: a follower hands MemberPromote to the leader (only it knows whether the learner caught up). */
   forwardPromote?: (leader: bigint, id: bigint) => Promise<void>;
 }
@@ -125,12 +127,14 @@ export class EtcdServer {
   private readonly forwardLeaseRenew?: MemberParts['forwardLeaseRenew'];
   private readonly membership?: MembershipProposer;
   private readonly forwardPromote?: MemberParts['forwardPromote'];
+  private readonly forwardLeaseTimeToLive?: MemberParts['forwardLeaseTimeToLive'];
 
   constructor(readonly config: NestcdConfig, parts: MemberParts, private readonly options: EtcdServerOptions = {}) {
     this.onStop = parts.onStop;
     this.forwardLeaseRenew = parts.forwardLeaseRenew;
     this.membership = parts.membership;
     this.forwardPromote = parts.forwardPromote;
+    this.forwardLeaseTimeToLive = parts.forwardLeaseTimeToLive;
     this.metrics = parts.metrics ?? new ServerMetrics();
     this.metrics.observe(this);
     this.state = parts.state;
@@ -227,6 +231,12 @@ export class EtcdServer {
 
   async leaseTimeToLive(id: bigint, keys: boolean): Promise<LeaseTimeToLiveResponse> {
     this.ensureRunning();
+    if (this.forwardLeaseTimeToLive && !this.proposer.isLeader && this.state.members.length > 1) {
+      // The remaining TTL is the leader's lessor's (a follower's copy is only re-armed by renewals it sees).
+      const leader = this.proposer.leader;
+      if (leader === 0n) throw Errors.noLeader();
+      return this.forwardLeaseTimeToLive(leader, id, keys);
+    }
     return this.store.leaseTimeToLive(id, keys);
   }
 

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { Errors, EtcdError } from '@nestcd/errors';
+import type { LeaseTimeToLiveResponse } from '@nestcd/mvcc';
 
 /**
  * A follower's lease renewals go to the leader's lessor (etcd forwards them to the leader too; it uses the
@@ -63,6 +64,31 @@ export class LeaseForwarder {
         { deadline: Date.now() + this.timeoutMs },
         (err: grpc.ServiceError | null) => {
           if (!err) resolve();
+          else if (err.code === grpc.status.DEADLINE_EXCEEDED) reject(Errors.timeout());
+          else if (err.code === grpc.status.UNAVAILABLE && !err.details?.startsWith('etcdserver:')) reject(Errors.noLeader());
+          else reject(new EtcdError(err.code as number, err.details || err.message));
+        },
+      );
+    });
+  }
+
+  /**
+   * Asks the leader serving clients at `clientUrl` for a lease's TimeToLive: only the leader's lessor knows the
+   * remaining TTL (etcd forwards LeaseTimeToLive to the leader too).
+   */
+  timeToLive(clientUrl: string, id: bigint, keys: boolean): Promise<LeaseTimeToLiveResponse> {
+    if (this.closed) return Promise.reject(Errors.stopped());
+    const client = this.client(clientUrl);
+    return new Promise<LeaseTimeToLiveResponse>((resolve, reject) => {
+      client.makeUnaryRequest(
+        '/etcdserverpb.Lease/LeaseTimeToLive',
+        () => Buffer.concat([encodeKeepAliveRequest(id), Buffer.from([0x10, keys ? 1 : 0])]),
+        (buf: Buffer) => decodeTimeToLiveResponse(buf),
+        id,
+        new grpc.Metadata(),
+        { deadline: Date.now() + this.timeoutMs },
+        (err: grpc.ServiceError | null, res?: LeaseTimeToLiveResponse) => {
+          if (!err) resolve(res!);
           else if (err.code === grpc.status.DEADLINE_EXCEEDED) reject(Errors.timeout());
           else if (err.code === grpc.status.UNAVAILABLE && !err.details?.startsWith('etcdserver:')) reject(Errors.noLeader());
           else reject(new EtcdError(err.code as number, err.details || err.message));
@@ -138,4 +164,49 @@ function decodeKeepAliveResponse(buf: Buffer): { id: bigint; ttl: number } {
     }
   }
   return { id, ttl: Number(ttl) };
+}
+
+/** A minimal protobuf reader: calls `field` for each (number, wire type, varint value or bytes). */
+function readFields(buf: Buffer, field: (n: number, v: bigint | Buffer) => void): void {
+  let pos = 0;
+  const varint = (): bigint => {
+    let v = 0n;
+    let shift = 0n;
+    for (;;) {
+      if (pos >= buf.length) throw new Error('truncated varint');
+      const b = buf[pos++];
+      v |= BigInt(b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return v;
+      shift += 7n;
+    }
+  };
+  while (pos < buf.length) {
+    const key = Number(varint());
+    const wire = key & 7;
+    if (wire === 0) field(key >>> 3, varint());
+    else if (wire === 2) {
+      const length = Number(varint());
+      field(key >>> 3, buf.subarray(pos, pos + length));
+      pos += length;
+    } else if (wire === 1) pos += 8;
+    else if (wire === 5) pos += 4;
+    else throw new Error(`unexpected wire type ${wire}`);
+  }
+}
+
+// LeaseTimeToLiveResponse { ResponseHeader header = 1; int64 ID = 2; int64 TTL = 3; int64 grantedTTL = 4;
+// repeated bytes keys = 5; }, ResponseHeader { ...; int64 revision = 3; ... }.
+function decodeTimeToLiveResponse(buf: Buffer): LeaseTimeToLiveResponse {
+  const res: LeaseTimeToLiveResponse = { revision: 0, id: 0n, ttl: 0, grantedTtl: 0, keys: [] };
+  readFields(buf, (n, v) => {
+    if (n === 1 && Buffer.isBuffer(v)) {
+      readFields(v, (hn, hv) => {
+        if (hn === 3 && typeof hv === 'bigint') res.revision = Number(BigInt.asIntN(64, hv));
+      });
+    } else if (n === 2 && typeof v === 'bigint') res.id = BigInt.asIntN(64, v);
+    else if (n === 3 && typeof v === 'bigint') res.ttl = Number(BigInt.asIntN(64, v));
+    else if (n === 4 && typeof v === 'bigint') res.grantedTtl = Number(BigInt.asIntN(64, v));
+    else if (n === 5 && Buffer.isBuffer(v)) res.keys.push(Buffer.from(v));
+  });
+  return res;
 }

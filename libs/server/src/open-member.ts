@@ -165,8 +165,13 @@ export async function openMember(config: NestcdConfig, options: OpenMemberOption
     if (!url) return Promise.reject(Errors.noLeader());
     return forwarder.promote(url, id);
   };
+  const forwardLeaseTimeToLive = (leader: bigint, id: bigint, keys: boolean) => {
+    const url = state.members.find((m) => m.id === leader)?.clientUrls[0];
+    if (!url) return Promise.reject(Errors.noLeader());
+    return forwarder.timeToLive(url, id, keys);
+  };
   server = new EtcdServer(config, {
-    state, proposer, memberId, clusterId, metrics, onStop, forwardLeaseRenew, membership: proposer, forwardPromote,
+    state, proposer, memberId, clusterId, metrics, onStop, forwardLeaseRenew, membership: proposer, forwardPromote, forwardLeaseTimeToLive,
   }, options);
   return server;
 }

@@ -685,7 +685,10 @@ export class PeerTransport {
         this.logLine(`listening for peers on ${hp.host}:${ports[ports.length - 1]}`);
       }
     } catch (e) {
-      await this.stop();
+      // Close what did bind, but stay usable: the owner may try to start again later.
+      const bound = this.servers.splice(0);
+      await Promise.all(bound.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
+      this.started = false;
       throw new Error(`cannot listen for peers: ${(e as Error).message}`);
     }
     return ports;
