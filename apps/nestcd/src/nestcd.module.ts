@@ -45,7 +45,7 @@ export class NestcdModule {
       providers: [
         { provide: NESTCD_CONFIG, useValue: config },
         { provide: EtcdServer, useFactory: () => openMember(config, { log: (m) => logger.warn(m) }) },
-        { provide: HttpGateway, inject: [EtcdServer], useFactory: (server: EtcdServer) => new HttpGateway(server) },
+        { provide: HttpGateway, inject: [EtcdServer], useFactory: (server: EtcdServer) => new HttpGateway(server, { log: (m) => logger.error(m) }) },
         {
           provide: EtcdGrpcServer,
           inject: [EtcdServer, HttpGateway],

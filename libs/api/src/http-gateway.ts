@@ -2,6 +2,7 @@ import type { EtcdServer } from '@nestcd/server';
 import { CLUSTER_VERSION, SERVER_VERSION } from '@nestcd/server';
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
+import { V3Gateway } from './gateway/v3-gateway';
 
 type Route = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void;
 
@@ -18,8 +19,10 @@ const json = (res: http.ServerResponse, status: number, body: unknown) => {
 export class HttpGateway {
   private readonly httpServer: http.Server;
   private readonly routes = new Map<string, Route>();
+  private readonly v3: V3Gateway;
 
-  constructor(private readonly server: EtcdServer) {
+  constructor(private readonly server: EtcdServer, options: { log?: (msg: string) => void } = {}) {
+    this.v3 = new V3Gateway(server, options.log);
     this.httpServer = http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => void this.dispatch(req, res));
     this.route('GET /metrics', async (_req, res) => {
       const registry = this.server.metrics.registry;
@@ -47,6 +50,7 @@ export class HttpGateway {
 
   private async dispatch(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
+    if (path.startsWith('/v3') && this.v3.handle(req, res, path)) return;
     const handler = this.routes.get(`${req.method} ${path}`);
     try {
       if (handler) await handler(req, res);
