@@ -1,6 +1,7 @@
 import { Errors } from '@nestcd/errors';
 import { Command, CommandResult, decodeCommand, MvccOptions, MvccStore, Reader, RequestOp, Writer } from '@nestcd/mvcc';
 import type { StateMachine } from './raft-member';
+import { V2Command, V2Store } from '@nestcd/v2store';
 
 /** The kinds of entries a member's log carries (the first byte of every Normal entry). */
 export enum EntryKind {
@@ -8,6 +9,8 @@ export enum EntryKind {
   Alarm = 2,
   /** A member announcing its client URLs (etcd's publish on every start). */
   Publish = 3,
+  /** A write to the v2 store (JSON V2Command), including the leader's TTL expiry sweeps. */
+  V2 = 4,
 }
 
 /** etcd's alarm types and actions (etcdserverpb.AlarmType / AlarmRequest.AlarmAction numbers). */
@@ -54,6 +57,8 @@ export class MemberState implements StateMachine {
   private alarmList: AlarmMember[] = [];
   /** The cluster's members, replicated like the keyspace (etcd keeps them in its backend too). */
   members: Member[] = [];
+  /** etcd's v2 keyspace (--enable-v2): separate from the v3 one, replicated through the same log. */
+  readonly v2 = new V2Store();
 
   constructor(public store: MvccStore, private readonly mvccOptions: MvccOptions = {}) {}
 
@@ -69,6 +74,8 @@ export class MemberState implements StateMachine {
         return this.applyAlarm(payload[0], payload.readBigUInt64BE(1), payload[9]);
       case EntryKind.Publish:
         return this.applyPublish(payload);
+      case EntryKind.V2:
+        return this.v2.apply(JSON.parse(payload.toString()) as V2Command);
       default:
         throw new Error(`unknown entry kind ${kind}`);
     }
@@ -132,6 +139,7 @@ export class MemberState implements StateMachine {
       strings(m.clientUrls);
       w.uint(m.isLearner ? 1 : 0);
     }
+    w.bytes(this.v2.snapshot());
     return Buffer.concat([head.finish(), mvcc, w.finish()]);
   }
 
@@ -152,6 +160,10 @@ export class MemberState implements StateMachine {
       members.push({ id: BigInt.asUintN(64, r.i64()), name: r.bytes().toString(), peerUrls: strings(), clientUrls: strings(), isLearner: r.uint() === 1 });
     }
     this.members = members;
+    // Snapshots written before the v2 store existed end here (or in the zero padding of a saved snapshot).
+    const v2 = r.done ? Buffer.alloc(0) : r.bytes();
+    if (v2.length === 0) this.v2.clear();
+    else this.v2.restore(v2);
   }
 }
 
