@@ -5,10 +5,10 @@ import {
   LeaseGrantResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse, MvccStore, PutRequest, PutResponse,
   RangeRequest, RangeResponse, TxnRequest, TxnResponse, encodeCommand,
 } from '@nestcd/mvcc';
-import type { V2Command, V2Event, V2Store } from '@nestcd/v2store';
+import { V2Command, V2Error, V2Event, V2Store } from '@nestcd/v2store';
 import { IdGenerator } from './ids';
 import { ServerMetrics } from './metrics';
-import { AlarmAction, AlarmMember, AlarmType, encodeAlarmRequest, EntryKind, Member, MemberState } from './member-state';
+import { AlarmAction, AlarmMember, AlarmType, encodeAlarmRequest, EntryKind, Member, MemberState, V2ApplyResult } from './member-state';
 
 export const SERVER_VERSION = '0.1.0';
 /** The etcd cluster version whose API nestcd speaks. */
@@ -243,7 +243,9 @@ export class EtcdServer {
   /** A v2 write through the log; resolves with its event (the expire sweep yields a list). */
   async v2Write(cmd: V2Command): Promise<V2Event> {
     this.ensureRunning();
-    return (await this.proposer.propose(EntryKind.V2, Buffer.from(JSON.stringify(cmd)))) as V2Event;
+    const applied = (await this.proposer.propose(EntryKind.V2, Buffer.from(JSON.stringify(cmd)))) as V2ApplyResult;
+    if ('error' in applied) throw new V2Error(applied.error.errorCode, applied.error.cause, applied.error.index);
+    return applied.result as V2Event;
   }
 
   /** Reads see every write committed before them (etcd's quorum GET); `serializable` reads the local copy. */

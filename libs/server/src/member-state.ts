@@ -1,7 +1,9 @@
 import { Errors } from '@nestcd/errors';
 import { Command, CommandResult, decodeCommand, MvccOptions, MvccStore, Reader, RequestOp, Writer } from '@nestcd/mvcc';
 import type { StateMachine } from './raft-member';
-import { V2Command, V2Store } from '@nestcd/v2store';
+import { V2Command, V2Error, V2Event, V2Store } from '@nestcd/v2store';
+
+export type V2ApplyResult = { result: V2Event | V2Event[] } | { error: { errorCode: number; cause?: string; index: number } };
 
 /** The kinds of entries a member's log carries (the first byte of every Normal entry). */
 export enum EntryKind {
@@ -75,9 +77,28 @@ export class MemberState implements StateMachine {
       case EntryKind.Publish:
         return this.applyPublish(payload);
       case EntryKind.V2:
-        return this.v2.apply(JSON.parse(payload.toString()) as V2Command);
+        return this.applyV2(payload);
       default:
         throw new Error(`unknown entry kind ${kind}`);
+    }
+  }
+
+  /**
+   * A v2 store error is an answer, not a failure of the member: it comes back as a value (the raft member
+   * treats anything thrown by apply, other than an EtcdError, as fatal).
+   */
+  private applyV2(payload: Buffer): V2ApplyResult {
+    let cmd: V2Command;
+    try {
+      cmd = JSON.parse(payload.toString()) as V2Command;
+    } catch {
+      return { error: { errorCode: 300, cause: 'malformed v2 entry', index: this.v2.index } };
+    }
+    try {
+      return { result: this.v2.apply(cmd) };
+    } catch (err) {
+      if (err instanceof V2Error) return { error: { errorCode: err.errorCode, cause: err.cause_, index: err.index } };
+      throw err;
     }
   }
 
