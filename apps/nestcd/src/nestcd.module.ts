@@ -55,7 +55,7 @@ export class NestcdModule {
             },
           }),
         },
-        { provide: HttpGateway, inject: [EtcdServer], useFactory: (server: EtcdServer) => new HttpGateway(server) },
+        { provide: HttpGateway, inject: [EtcdServer], useFactory: (server: EtcdServer) => new HttpGateway(server, { log: (m) => logger.error(m) }) },
         {
           provide: EtcdGrpcServer,
           inject: [EtcdServer, HttpGateway],

@@ -2,6 +2,11 @@ import type { EtcdServer } from '@nestcd/server';
 import { CLUSTER_VERSION, SERVER_VERSION } from '@nestcd/server';
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
+import { V2Http } from './gateway/v2-http';
+import { GATEWAY_HEADERS, V3Gateway } from './gateway/v3-gateway';
+
+/** etcd's health check gives its range read this long. */
+const HEALTH_TIMEOUT_MS = 5000;
 
 type Route = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void;
 
@@ -18,8 +23,12 @@ const json = (res: http.ServerResponse, status: number, body: unknown) => {
 export class HttpGateway {
   private readonly httpServer: http.Server;
   private readonly routes = new Map<string, Route>();
+  private readonly v3: V3Gateway;
+  private readonly v2?: V2Http;
 
-  constructor(private readonly server: EtcdServer) {
+  constructor(private readonly server: EtcdServer, options: { log?: (msg: string) => void } = {}) {
+    this.v3 = new V3Gateway(server, options.log);
+    if (server.config.enableV2) this.v2 = new V2Http(server);
     this.httpServer = http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => void this.dispatch(req, res));
     this.route('GET /metrics', async (_req, res) => {
       const registry = this.server.metrics.registry;
@@ -27,9 +36,20 @@ export class HttpGateway {
       res.writeHead(200, { 'Content-Type': registry.contentType });
       res.end(body);
     });
-    this.route('GET /health', async (_req, res) => {
-      const healthy = this.server.proposer.leader !== 0n && this.server.status().errors.length === 0;
-      json(res, healthy ? 200 : 503, { health: healthy ? 'true' : 'false' });
+    this.route('GET /health', async (req, res) => {
+      // etcd 3.4's checkHealth: no alarm, a leader (unless ?serializable=true), and a range read that answers.
+      const serializable = new URL(req.url ?? '/', 'http://x').searchParams.get('serializable') === 'true';
+      let healthy = this.server.status().errors.length === 0 && (serializable || this.server.proposer.leader !== 0n);
+      if (healthy) {
+        let timer: NodeJS.Timeout | undefined;
+        const read = this.server.range({ key: Buffer.from('health'), rangeEnd: Buffer.alloc(0), limit: 1, keysOnly: true, serializable });
+        const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), HEALTH_TIMEOUT_MS)));
+        healthy = await Promise.race([read, timeout]).then(() => true, () => false);
+        clearTimeout(timer);
+      }
+      const body = JSON.stringify({ health: healthy ? 'true' : 'false' });
+      res.writeHead(healthy ? 200 : 503, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+      res.end(body);
     });
     this.route('GET /version', (_req, res) => json(res, 200, { etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION }));
   }
@@ -46,7 +66,13 @@ export class HttpGateway {
   };
 
   private async dispatch(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
+    // etcd wraps its whole client-port HTTP mux in a permissive CORS handler.
+    for (const [name, value] of Object.entries(GATEWAY_HEADERS)) res.setHeader(name, value);
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    if (path.startsWith('/v3') && this.v3.handle(req, res, path)) return;
+    if (this.v2 && path.startsWith('/v2/') && this.v2.handle(req, res, path, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)))) return;
     const handler = this.routes.get(`${req.method} ${path}`);
     try {
       if (handler) await handler(req, res);

@@ -62,14 +62,14 @@ export function maintenanceHandlers(server: EtcdServer, log?: (msg: string) => v
       if (pb.action < AlarmAction.GET || pb.action > AlarmAction.DEACTIVATE) throw Errors.invalidArgument('etcdserver: invalid alarm action');
       let alarms = await server.alarm(pb.action, toBigInt(pb.memberID), pb.alarm);
       if (pb.action === AlarmAction.GET && pb.alarm !== AlarmType.NONE) alarms = alarms.filter((a) => a.alarm === pb.alarm);
+      // etcd's alarm and defragment answers carry no header at all.
       return {
-        header: headerOut(server.header()),
         alarms: alarms.map((a) => ({ memberID: a.memberId.toString(), alarm: a.alarm })),
       };
     }, log),
     Defragment: unary(async () => {
       await server.defragment();
-      return { header: headerOut(server.header()) };
+      return {};
     }, log),
     Hash: unary(async () => {
       const h = server.hashKV(0);

@@ -6,10 +6,12 @@ import {
   RangeRequest, RangeResponse, TxnRequest, TxnResponse, encodeCommand,
 } from '@nestcd/mvcc';
 import { ConfChangeType } from '@nestcd/raft';
+import { V2Command, V2Error, V2Event, V2Store } from '@nestcd/v2store';
 import { IdGenerator, memberIdOf } from './ids';
 import { ServerMetrics } from './metrics';
 import {
   AlarmAction, AlarmMember, AlarmType, encodeAlarmRequest, encodeConfChangeContext, EntryKind, Member, MemberState,
+  V2ApplyResult,
 } from './member-state';
 
 export const SERVER_VERSION = '0.1.0';
@@ -22,6 +24,8 @@ const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
 /** What etcd's quota charges a lease grant. */
 const LEASE_COST_BYTES = 64;
 export const MAX_LEASE_TTL = 9_000_000_000;
+/** How often the leader looks for expired v2 keys (etcd's SYNC ticks every 500 ms). */
+const V2_SYNC_INTERVAL_MS = 500;
 
 export type { Member } from './member-state';
 
@@ -120,6 +124,8 @@ export class EtcdServer {
   private readonly quotaBytes: number;
   private readonly ids: IdGenerator;
   private leaseTimer?: NodeJS.Timeout;
+  private v2ExpiryTimer?: NodeJS.Timeout;
+  private v2Expiring = false;
   private revoking = new Set<bigint>();
   private stopped = false;
 
@@ -151,11 +157,16 @@ export class EtcdServer {
     const every = this.options.leaseCheckIntervalMs ?? 500;
     this.leaseTimer = setInterval(() => void this.revokeExpiredLeases(), every);
     this.leaseTimer.unref();
+    if (this.config.enableV2) {
+      this.v2ExpiryTimer = setInterval(() => void this.expireV2Keys(), V2_SYNC_INTERVAL_MS);
+      this.v2ExpiryTimer.unref();
+    }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.leaseTimer) clearInterval(this.leaseTimer);
+    if (this.v2ExpiryTimer) clearInterval(this.v2ExpiryTimer);
     await this.proposer.stop();
     // A WAL that already failed has reported why; closing it must not hide that the member stopped.
     await this.onStop?.().catch(() => undefined);
@@ -258,6 +269,42 @@ export class EtcdServer {
       } finally {
         this.revoking.delete(id);
       }
+    }
+  }
+
+  // ---- v2 store ----
+
+  get v2(): V2Store {
+    return this.state.v2;
+  }
+
+  /** A v2 write through the log; resolves with its event (the expire sweep yields a list). */
+  async v2Write(cmd: V2Command): Promise<V2Event> {
+    this.ensureRunning();
+    const applied = (await this.proposer.propose(EntryKind.V2, Buffer.from(JSON.stringify(cmd)))) as V2ApplyResult;
+    if ('error' in applied) throw new V2Error(applied.error.errorCode, applied.error.cause, applied.error.index);
+    return applied.result as V2Event;
+  }
+
+  /** Reads see every write committed before them (etcd's quorum GET); `serializable` reads the local copy. */
+  async v2ReadBarrier(): Promise<void> {
+    this.ensureRunning();
+    await this.proposer.readBarrier();
+  }
+
+  /** As etcd's leader SYNCs: TTL expiry is decided by the leader's clock and replicated, never by each member. */
+  private async expireV2Keys(): Promise<void> {
+    if (this.stopped || this.v2Expiring || !this.proposer.isLeader) return;
+    const next = this.v2.nextExpiry();
+    const now = (this.options.clock ?? Date.now)();
+    if (next === undefined || next > now) return;
+    this.v2Expiring = true;
+    try {
+      await this.proposer.propose(EntryKind.V2, Buffer.from(JSON.stringify({ op: 'expire', now } satisfies V2Command)));
+    } catch {
+      // lost leadership or stopping: the next leader sweeps
+    } finally {
+      this.v2Expiring = false;
     }
   }
 

@@ -2,6 +2,9 @@ import { Errors } from '@nestcd/errors';
 import { ConfChange, ConfChangeType } from '@nestcd/raft';
 import { Command, CommandResult, decodeCommand, MvccOptions, MvccStore, Reader, RequestOp, Writer } from '@nestcd/mvcc';
 import type { StateMachine } from './raft-member';
+import { V2Command, V2Error, V2Event, V2Store } from '@nestcd/v2store';
+
+export type V2ApplyResult = { result: V2Event | V2Event[] } | { error: { errorCode: number; cause?: string; index: number } };
 
 /** The kinds of entries a member's log carries (the first byte of every Normal entry). */
 export enum EntryKind {
@@ -9,6 +12,8 @@ export enum EntryKind {
   Alarm = 2,
   /** A member announcing its client URLs (etcd's publish on every start). */
   Publish = 3,
+  /** A write to the v2 store (JSON V2Command), including the leader's TTL expiry sweeps. */
+  V2 = 4,
 }
 
 /** etcd's alarm types and actions (etcdserverpb.AlarmType / AlarmRequest.AlarmAction numbers). */
@@ -87,6 +92,8 @@ export class MemberState implements StateMachine {
   members: Member[] = [];
   /** IDs of removed members: never reused, and their messages are refused (etcd's removed set). */
   removed = new Set<bigint>();
+  /** etcd's v2 keyspace (--enable-v2): separate from the v3 one, replicated through the same log. */
+  readonly v2 = new V2Store();
 
   constructor(public store: MvccStore, private readonly mvccOptions: MvccOptions = {}) {}
 
@@ -102,8 +109,29 @@ export class MemberState implements StateMachine {
         return this.applyAlarm(payload[0], payload.readBigUInt64BE(1), payload[9]);
       case EntryKind.Publish:
         return this.applyPublish(payload);
+      case EntryKind.V2:
+        return this.applyV2(payload);
       default:
         throw new Error(`unknown entry kind ${kind}`);
+    }
+  }
+
+  /**
+   * A v2 store error is an answer, not a failure of the member: it comes back as a value (the raft member
+   * treats anything thrown by apply, other than an EtcdError, as fatal).
+   */
+  private applyV2(payload: Buffer): V2ApplyResult {
+    let cmd: V2Command;
+    try {
+      cmd = JSON.parse(payload.toString()) as V2Command;
+    } catch {
+      return { error: { errorCode: 300, cause: 'malformed v2 entry', index: this.v2.index } };
+    }
+    try {
+      return { result: this.v2.apply(cmd) };
+    } catch (err) {
+      if (err instanceof V2Error) return { error: { errorCode: err.errorCode, cause: err.cause_, index: err.index } };
+      throw err;
     }
   }
 
@@ -216,6 +244,7 @@ export class MemberState implements StateMachine {
     }
     w.uint(this.removed.size);
     for (const id of this.removed) w.i64(BigInt.asIntN(64, id));
+    w.bytes(this.v2.snapshot());
     return Buffer.concat([head.finish(), mvcc, w.finish()]);
   }
 
@@ -243,6 +272,10 @@ export class MemberState implements StateMachine {
     // Snapshots written before membership changes existed end after the member list.
     if (!r.done) for (let n = r.uint(); n > 0; n--) removed.add(BigInt.asUintN(64, r.i64()));
     this.removed = removed;
+    // Snapshots written before the v2 store existed end here (or in the zero padding of a saved snapshot).
+    const v2 = r.done ? Buffer.alloc(0) : r.bytes();
+    if (v2.length === 0) this.v2.clear();
+    else this.v2.restore(v2);
   }
 }
 
