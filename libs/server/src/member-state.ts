@@ -1,5 +1,6 @@
 import { Errors } from '@nestcd/errors';
 import { Command, CommandResult, decodeCommand, MvccOptions, MvccStore, Reader, RequestOp, Writer } from '@nestcd/mvcc';
+import { AuthStore } from '@nestcd/auth';
 import type { StateMachine } from './raft-member';
 
 /** The kinds of entries a member's log carries (the first byte of every Normal entry). */
@@ -8,6 +9,8 @@ export enum EntryKind {
   Alarm = 2,
   /** A member announcing its client URLs (etcd's publish on every start). */
   Publish = 3,
+  /** A change of the auth store (users, roles, permissions, auth enable/disable, a token handed out). */
+  Auth = 16,
 }
 
 /** etcd's alarm types and actions (etcdserverpb.AlarmType / AlarmRequest.AlarmAction numbers). */
@@ -54,6 +57,8 @@ export class MemberState implements StateMachine {
   private alarmList: AlarmMember[] = [];
   /** The cluster's members, replicated like the keyspace (etcd keeps them in its backend too). */
   members: Member[] = [];
+  /** Users, roles and permissions, replicated like the keyspace (etcd keeps them in its backend too). */
+  readonly auth = new AuthStore();
 
   constructor(public store: MvccStore, private readonly mvccOptions: MvccOptions = {}) {}
 
@@ -69,6 +74,8 @@ export class MemberState implements StateMachine {
         return this.applyAlarm(payload[0], payload.readBigUInt64BE(1), payload[9]);
       case EntryKind.Publish:
         return this.applyPublish(payload);
+      case EntryKind.Auth:
+        return this.auth.apply(payload);
       default:
         throw new Error(`unknown entry kind ${kind}`);
     }
@@ -132,6 +139,7 @@ export class MemberState implements StateMachine {
       strings(m.clientUrls);
       w.uint(m.isLearner ? 1 : 0);
     }
+    w.bytes(this.auth.snapshot());
     return Buffer.concat([head.finish(), mvcc, w.finish()]);
   }
 
@@ -152,6 +160,8 @@ export class MemberState implements StateMachine {
       members.push({ id: BigInt.asUintN(64, r.i64()), name: r.bytes().toString(), peerUrls: strings(), clientUrls: strings(), isLearner: r.uint() === 1 });
     }
     this.members = members;
+    // Snapshots from before auth existed end here.
+    if (!r.done) this.auth.restore(r.bytes());
   }
 }
 
