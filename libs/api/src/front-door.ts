@@ -70,6 +70,15 @@ export function sniffHttp1(buf: Buffer): 'yes' | 'no' | 'maybe' {
   return i >= 3 && buf[i] === 0x20 ? 'yes' : 'no';
 }
 
+/**
+ * gRPC clients offer only h2; browsers and curl offer http/1.1 as well, and get it, so /health, /version and
+ * /metrics (served by the HTTP/1 handler) answer them over TLS as they do in clear.
+ */
+function chooseAlpn({ protocols }: { protocols: string[] }): string | undefined {
+  if (protocols.includes('http/1.1')) return 'http/1.1';
+  return protocols.includes('h2') ? 'h2' : undefined;
+}
+
 export class FrontDoor {
   private readonly servers: net.Server[] = [];
   /** Sockets we still own: being classified, or answered with our own 404. */
@@ -87,7 +96,7 @@ export class FrontDoor {
    */
   async listen(host: string, port: number, tlsOptions?: tls.TlsOptions): Promise<number> {
     const server = tlsOptions
-      ? tls.createServer({ ...tlsOptions, ALPNProtocols: ['h2', 'http/1.1'] }, (socket) => this.acceptTls(socket))
+      ? tls.createServer({ ...tlsOptions, ALPNCallback: chooseAlpn }, (socket) => this.acceptTls(socket))
       : net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     if (tlsOptions) server.on('tlsClientError', (err, socket) => {
       this.trace(`front door: TLS handshake with ${socket.remoteAddress}:${socket.remotePort} failed: ${err.message}`);

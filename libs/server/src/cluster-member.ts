@@ -1,5 +1,5 @@
 import { SnapshotStatus } from '@nestcd/raft';
-import { PeerTransport } from '@nestcd/transport';
+import { PeerTransport, PeerTransportOptions } from '@nestcd/transport';
 import { encodePublish, EntryKind, Member } from './member-state';
 import { RaftMember, RaftMemberOptions } from './raft-member';
 
@@ -13,6 +13,8 @@ export interface ClusterOptions {
   /** This member's advertised client URLs, published through the log on every start. */
   clientUrls: string[];
   log?: (msg: string) => void;
+  /** TLS for https:// peer URLs. */
+  tls?: PeerTransportOptions['tls'];
 }
 
 /**
@@ -31,6 +33,7 @@ export class ClusterRaftMember extends RaftMember {
       memberId: cluster.memberId,
       clusterId: cluster.clusterId,
       listenUrls: cluster.listenPeerUrls,
+      tls: cluster.tls,
       log: cluster.log,
       onMessage: (msg) => self?.step(msg),
       onUnreachable: (id) => self?.reportUnreachable(id),

@@ -8,6 +8,8 @@ import { clusterIdOf, memberIdOf } from './ids';
 import { Member, MemberState } from './member-state';
 import { ServerMetrics } from './metrics';
 import { ClusterRaftMember } from './cluster-member';
+import { clientTlsMaterial, peerTlsFromConfig } from './peer-tls';
+import type { PeerTransportOptions } from '@nestcd/transport';
 import { LeaseForwarder } from './lease-forwarder';
 import { RaftMember, RaftMemberOptions, RaftPersistence } from './raft-member';
 
@@ -19,6 +21,8 @@ export interface OpenMemberOptions extends EtcdServerOptions {
   fs?: FileSystem;
   /** WAL segment size (tests use small ones). */
   walSegmentBytes?: number;
+  /** TLS for https:// peer URLs; by default what the --peer-* TLS flags say. */
+  peerTls?: PeerTransportOptions['tls'];
 }
 
 /** The initial members as --initial-cluster names them; IDs derive from peer URLs and the cluster token. */
@@ -87,8 +91,9 @@ export async function openMember(config: NestcdConfig, options: OpenMemberOption
     peers,
     clientUrls: config.advertiseClientUrls,
     log: options.log,
+    tls: options.peerTls ?? (await peerTlsFromConfig(config)),
   });
-  const forwarder = new LeaseForwarder(raftOptions.requestTimeoutMs);
+  const forwarder = new LeaseForwarder(raftOptions.requestTimeoutMs, await clientTlsMaterial(config));
   const forwardLeaseRenew = (leader: bigint, id: bigint): Promise<number> => {
     const url = state.members.find((m) => m.id === leader)?.clientUrls[0];
     // The leader has not published its client URLs yet: as etcd, the follower cannot reach a leader.
