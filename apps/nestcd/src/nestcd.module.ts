@@ -1,5 +1,5 @@
 import { DynamicModule, Inject, Injectable, Logger, Module, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { EtcdGrpcServer, HttpGateway } from '@nestcd/api';
+import { clientTlsFromConfig, EtcdGrpcServer, HttpGateway } from '@nestcd/api';
 import type { NestcdConfig } from '@nestcd/config';
 import { EtcdServer, openMember } from '@nestcd/server';
 
@@ -59,8 +59,11 @@ export class NestcdModule {
         {
           provide: EtcdGrpcServer,
           inject: [EtcdServer, HttpGateway],
-          useFactory: (server: EtcdServer, http: HttpGateway) =>
-            new EtcdGrpcServer(server, { log: (m) => logger.error(m), http1Handler: http.accept }),
+          useFactory: async (server: EtcdServer, http: HttpGateway) => {
+            server.state.auth.tokens.ttlMs = config.authTokenTtl * 1000;
+            const tls = await clientTlsFromConfig(config);
+            return new EtcdGrpcServer(server, { log: (m) => logger.error(m), http1Handler: http.accept, tls });
+          },
         },
         MemberLifecycle,
       ],

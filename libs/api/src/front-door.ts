@@ -18,6 +18,7 @@
  * (empty: all defaults) as soon as it sees the client preface, and removes the client's ACK of it.
  */
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { Duplex } from 'node:stream';
 import { EMPTY_SETTINGS, H2_PREFACE, H2PreambleAnalyzer, H2RequestRewriter, PreambleDecision } from './front-door-h2';
 
@@ -69,18 +70,38 @@ export function sniffHttp1(buf: Buffer): 'yes' | 'no' | 'maybe' {
   return i >= 3 && buf[i] === 0x20 ? 'yes' : 'no';
 }
 
+/**
+ * gRPC clients offer only h2; browsers and curl offer http/1.1 as well, and get it, so /health, /version and
+ * /metrics (served by the HTTP/1 handler) answer them over TLS as they do in clear.
+ */
+function chooseAlpn({ protocols }: { protocols: string[] }): string | undefined {
+  if (protocols.includes('http/1.1')) return 'http/1.1';
+  return protocols.includes('h2') ? 'h2' : undefined;
+}
+
 export class FrontDoor {
   private readonly servers: net.Server[] = [];
   /** Sockets we still own: being classified, or answered with our own 404. */
   private readonly owned = new Set<net.Socket>();
   private closing = false;
+  /** Verified client certificates' common names by `address:port` (what grpc-js's getPeer() gives). */
+  private readonly peerNames = new Map<string, string>();
   readonly stats: FrontDoorStats = { fast: 0, rewritten: 0, http1: 0, rejected: 0 };
 
   constructor(private readonly sink: ConnectionSink, private readonly opts: FrontDoorOptions = {}) {}
 
-  /** Listens on host:port (0 picks a free port) and resolves with the bound port. */
-  async listen(host: string, port: number): Promise<number> {
-    const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+  /**
+   * Listens on host:port (0 picks a free port) and resolves with the bound port. With `tlsOptions` the
+   * connection is decrypted first (ALPN h2 / http/1.1) and the plaintext goes through the same sniffing.
+   */
+  async listen(host: string, port: number, tlsOptions?: tls.TlsOptions): Promise<number> {
+    const server = tlsOptions
+      ? tls.createServer({ ...tlsOptions, ALPNCallback: chooseAlpn }, (socket) => this.acceptTls(socket))
+      : net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    if (tlsOptions) server.on('tlsClientError', (err, socket) => {
+      this.trace(`front door: TLS handshake with ${socket.remoteAddress}:${socket.remotePort} failed: ${err.message}`);
+      socket.destroy();
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host, port }, () => {
@@ -112,6 +133,24 @@ export class FrontDoor {
       this.servers.map((s) => new Promise<number>((resolve) => s.getConnections((err, n) => resolve(err ? 0 : n)))),
     );
     return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /** The verified client certificate's common name of the connection `peer` (`address:port`), if any. */
+  peerCommonName(peer: string): string | undefined {
+    return this.peerNames.get(peer);
+  }
+
+  private acceptTls(socket: tls.TLSSocket): void {
+    socket.setNoDelay(true);
+    if (socket.authorized) {
+      const cn = socket.getPeerCertificate()?.subject?.CN;
+      const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+      if (typeof cn === 'string' && cn !== '') {
+        this.peerNames.set(peer, cn);
+        socket.once('close', () => this.peerNames.delete(peer));
+      }
+    }
+    this.accept(socket);
   }
 
   /** Takes one accepted connection (exposed for tests). */

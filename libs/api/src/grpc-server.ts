@@ -6,6 +6,9 @@ import { clusterHandlers, maintenanceHandlers } from './maintenance.service';
 import { serviceDefinition } from './proto';
 import { watchHandlers, WatchOptions } from './watch.service';
 import { FrontDoor, Http1Handler } from './front-door';
+import { AuthGuard } from './auth-guard';
+import { authHandlers } from './auth.service';
+import type * as tls from 'node:tls';
 
 /** etcd lets a gRPC message exceed --max-request-bytes by this much before grpc itself refuses it. */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -14,6 +17,8 @@ export interface GrpcServerOptions extends WatchOptions {
   log?: (msg: string) => void;
   /** Takes HTTP/1.x connections on the client port (see FrontDoor); without it they get a 404. */
   http1Handler?: Http1Handler;
+  /** TLS for https:// client URLs (see @nestcd/auth's serverOptions); `clientCertAuth` makes the CN the user. */
+  tls?: { options: tls.TlsOptions; clientCertAuth: boolean };
 }
 
 /** etcd's v3 services on grpc-js, bound to the member's client URLs. */
@@ -32,11 +37,16 @@ export class EtcdGrpcServer {
       'grpc.http2.min_ping_interval_without_data_ms': 5000,
     });
     const log = options.log;
-    this.grpcServer.addService(serviceDefinition('KV'), kvHandlers(server, log));
-    this.grpcServer.addService(serviceDefinition('Watch'), watchHandlers(server, options));
-    this.grpcServer.addService(serviceDefinition('Lease'), leaseHandlers(server, log));
-    this.grpcServer.addService(serviceDefinition('Cluster'), clusterHandlers(server, log));
-    this.grpcServer.addService(serviceDefinition('Maintenance'), maintenanceHandlers(server, log));
+    // Every service goes through the auth guard (etcd's permission checks); with client cert auth the
+    // certificate's common name is the user when a request carries no token.
+    const guard = new AuthGuard(server, (peer) => (options.tls?.clientCertAuth ? this.frontDoor?.peerCommonName(peer) : undefined));
+    const watchOptions: WatchOptions = { ...options, watchPermitted: (call, key, rangeEnd) => guard.watchPermitted(call, key, rangeEnd) };
+    this.grpcServer.addService(serviceDefinition('KV'), guard.wrap('KV', kvHandlers(server, log)));
+    this.grpcServer.addService(serviceDefinition('Watch'), watchHandlers(server, watchOptions));
+    this.grpcServer.addService(serviceDefinition('Lease'), guard.wrap('Lease', leaseHandlers(server, log)));
+    this.grpcServer.addService(serviceDefinition('Cluster'), guard.wrap('Cluster', clusterHandlers(server, log)));
+    this.grpcServer.addService(serviceDefinition('Maintenance'), guard.wrap('Maintenance', maintenanceHandlers(server, log)));
+    this.grpcServer.addService(serviceDefinition('Auth'), authHandlers(server, guard, log));
   }
 
   /**
@@ -51,11 +61,12 @@ export class EtcdGrpcServer {
     });
     for (const raw of urls) {
       const u = new URL(raw);
-      if (u.protocol !== 'http:') throw new Error(`listen-client-urls: ${raw}: only http:// is served until TLS lands`);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`listen-client-urls: ${raw}: scheme must be http or https`);
+      if (u.protocol === 'https:' && !this.options.tls) throw new Error(`listen-client-urls: ${raw}: https needs --cert-file and --key-file (or --auto-tls)`);
       const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
       let port: number;
       try {
-        port = await this.frontDoor.listen(host, Number(u.port || '2379'));
+        port = await this.frontDoor.listen(host, Number(u.port || '2379'), u.protocol === 'https:' ? this.options.tls!.options : undefined);
       } catch (err) {
         throw new Error(`cannot listen on ${raw}: ${(err as Error).message}`);
       }

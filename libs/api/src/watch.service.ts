@@ -10,6 +10,8 @@ const FILTER_NODELETE = 1;
 export interface WatchOptions {
   /** how often watchers created with progress_notify hear the current revision (etcd: 10 minutes). */
   progressIntervalMs?: number;
+  /** Whether the stream's user may watch [key, rangeEnd) (the auth guard); a refusal cancels the watcher as etcd does. */
+  watchPermitted?: (call: grpc.ServerDuplexStream<PbWatchRequest, object>, key: Buffer, rangeEnd: Buffer) => boolean;
 }
 
 interface StreamWatcher {
@@ -34,7 +36,7 @@ class WatchSession {
   constructor(
     private readonly call: grpc.ServerDuplexStream<PbWatchRequest, object>,
     private readonly server: EtcdServer,
-    options: WatchOptions,
+    private readonly options: WatchOptions,
   ) {
     call.on('data', (req: PbWatchRequest) => this.onRequest(req));
     call.on('drain', () => this.resumePaused());
@@ -70,6 +72,9 @@ class WatchSession {
       id = this.nextId++;
     } else if (this.watchers.has(id)) {
       return rejected('mvcc: duplicate watch ID provided on the WatchStream');
+    }
+    if (this.options.watchPermitted && !this.options.watchPermitted(this.call, key, rangeEnd)) {
+      return rejected('rpc error: code = PermissionDenied desc = etcdserver: permission denied');
     }
     const isFromKey = rangeEnd.length === 1 && rangeEnd[0] === 0;
     if (rangeEnd.length > 0 && !isFromKey && Buffer.compare(key, rangeEnd) >= 0) {

@@ -62,6 +62,10 @@ export const ConfigSchema = z.object({
   peerKeyFile: z.string().optional(),
   peerClientCertAuth: z.boolean().default(false),
   peerTrustedCaFile: z.string().optional(),
+  autoTls: z.boolean().default(false),
+  peerAutoTls: z.boolean().default(false),
+  cipherSuites: z.array(z.string()).default([]),
+  authTokenTtl: z.coerce.number().int().positive().default(300),
   logLevel: z.enum(['debug', 'info', 'warn', 'error', 'panic', 'fatal']).default('info'),
   debug: z.boolean().default(false),
 }).transform((c) => ({

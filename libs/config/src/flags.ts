@@ -48,13 +48,13 @@ export const FLAGS: Record<string, FlagSpec> = {
   'client-cert-auth': { kind: 'bool', description: 'Enable client cert authentication.' },
   'client-crl-file': { kind: 'string', description: 'Path to the client certificate revocation list file.', inert: true },
   'trusted-ca-file': { kind: 'string', description: 'Path to the client server TLS trusted CA cert file.' },
-  'auto-tls': { kind: 'bool', description: 'Client TLS using generated certificates.', inert: true },
+  'auto-tls': { kind: 'bool', description: 'Client TLS using generated certificates.' },
   'peer-cert-file': { kind: 'string', description: 'Path to the peer server TLS cert file.' },
   'peer-key-file': { kind: 'string', description: 'Path to the peer server TLS key file.' },
   'peer-client-cert-auth': { kind: 'bool', description: 'Enable peer client cert authentication.' },
   'peer-trusted-ca-file': { kind: 'string', description: 'Path to the peer server TLS trusted CA file.' },
-  'peer-auto-tls': { kind: 'bool', description: 'Peer TLS using generated certificates.', inert: true },
-  'cipher-suites': { kind: 'string', description: 'Comma-separated list of supported TLS cipher suites.', inert: true },
+  'peer-auto-tls': { kind: 'bool', description: 'Peer TLS using generated certificates.' },
+  'cipher-suites': { kind: 'list', description: 'Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Go).' },
   // logging and profiling
   logger: { kind: 'string', description: "Specify 'zap' for structured logging or 'capnslog'.", inert: true },
   'log-outputs': { kind: 'string', description: "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd.", inert: true },
@@ -64,6 +64,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   metrics: { kind: 'string', description: "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics.", inert: true },
   // auth
   'auth-token': { kind: 'string', description: 'Specify a v3 authentication token type and its options.', inert: true },
+  'auth-token-ttl': { kind: 'int', description: 'The lifetime in seconds of the auth token.' },
   // misc
   'config-file': { kind: 'string', description: 'Path to the server configuration file (YAML, flag names as keys).' },
   version: { kind: 'bool', description: 'Print the version and exit.' },

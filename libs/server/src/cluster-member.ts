@@ -1,5 +1,5 @@
 import { ConfChange, ConfChangeType, ConfState, SnapshotStatus } from '@nestcd/raft';
-import { PeerTransport, TransportFaults } from '@nestcd/transport';
+import { PeerTransport, PeerTransportOptions, TransportFaults } from '@nestcd/transport';
 import { encodePublish, EntryKind, Member } from './member-state';
 import { RaftMember, RaftMemberOptions } from './raft-member';
 
@@ -26,6 +26,8 @@ export interface ClusterOptions {
   /** Encodes the member table for members joining with --initial-cluster-state existing. */
   clusterInfo?: () => Buffer;
   log?: (msg: string) => void;
+  /** TLS for https:// peer URLs. */
+  tls?: PeerTransportOptions['tls'];
 }
 
 /**
@@ -48,6 +50,7 @@ export class ClusterRaftMember extends RaftMember {
       memberId: cluster.memberId,
       clusterId: cluster.clusterId,
       listenUrls: cluster.listenPeerUrls,
+      tls: cluster.tls,
       log: cluster.log,
       onMessage: (msg) => self?.step(msg),
       onUnreachable: (id) => self?.reportUnreachable(id),

@@ -14,3 +14,4 @@ export { ClusterRaftMember } from './cluster-member';
 export type { ClusterOptions } from './cluster-member';
 export { LeaseForwarder } from './lease-forwarder';
 export { encodePublish } from './member-state';
+export { peerTlsFromConfig } from './peer-tls';

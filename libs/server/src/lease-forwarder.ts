@@ -12,7 +12,8 @@ export class LeaseForwarder {
   private readonly clients = new Map<string, grpc.Client>();
   private closed = false;
 
-  constructor(private readonly timeoutMs: number) {}
+  /** `tls`: this member's client certificate and the CA, for https:// client URLs (with client cert auth the leader wants one). */
+  constructor(private readonly timeoutMs: number, private readonly tls?: { ca?: Buffer; key: Buffer; cert: Buffer; selfSigned: boolean }) {}
 
   /** Renews lease `id` on the member serving clients at `clientUrl`; resolves with the TTL (0: no such lease). */
   renew(clientUrl: string, id: bigint): Promise<number> {
@@ -107,7 +108,10 @@ export class LeaseForwarder {
     let c = this.clients.get(url);
     if (!c) {
       const u = new URL(url);
-      const credentials = u.protocol === 'https:' ? grpc.credentials.createSsl() : grpc.credentials.createInsecure();
+      const t = this.tls;
+      const credentials = u.protocol !== 'https:'
+        ? grpc.credentials.createInsecure()
+        : t ? grpc.credentials.createSsl(t.ca ?? null, t.key, t.cert, { rejectUnauthorized: !t.selfSigned }) : grpc.credentials.createSsl();
       c = new grpc.Client(u.host, credentials);
       this.clients.set(url, c);
     }

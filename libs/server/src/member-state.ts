@@ -1,6 +1,7 @@
 import { Errors } from '@nestcd/errors';
 import { ConfChange, ConfChangeType } from '@nestcd/raft';
 import { Command, CommandResult, decodeCommand, MvccOptions, MvccStore, Reader, RequestOp, Writer } from '@nestcd/mvcc';
+import { AuthStore } from '@nestcd/auth';
 import type { StateMachine } from './raft-member';
 import { V2Command, V2Error, V2Event, V2Store } from '@nestcd/v2store';
 
@@ -14,6 +15,8 @@ export enum EntryKind {
   Publish = 3,
   /** A write to the v2 store (JSON V2Command), including the leader's TTL expiry sweeps. */
   V2 = 4,
+  /** A change of the auth store (users, roles, permissions, auth enable/disable, a token handed out). */
+  Auth = 16,
 }
 
 /** etcd's alarm types and actions (etcdserverpb.AlarmType / AlarmRequest.AlarmAction numbers). */
@@ -94,6 +97,8 @@ export class MemberState implements StateMachine {
   removed = new Set<bigint>();
   /** etcd's v2 keyspace (--enable-v2): separate from the v3 one, replicated through the same log. */
   readonly v2 = new V2Store();
+  /** Users, roles and permissions, replicated like the keyspace (etcd keeps them in its backend too). */
+  readonly auth = new AuthStore();
 
   constructor(public store: MvccStore, private readonly mvccOptions: MvccOptions = {}) {}
 
@@ -111,6 +116,8 @@ export class MemberState implements StateMachine {
         return this.applyPublish(payload);
       case EntryKind.V2:
         return this.applyV2(payload);
+      case EntryKind.Auth:
+        return this.auth.apply(payload);
       default:
         throw new Error(`unknown entry kind ${kind}`);
     }
@@ -245,6 +252,7 @@ export class MemberState implements StateMachine {
     w.uint(this.removed.size);
     for (const id of this.removed) w.i64(BigInt.asIntN(64, id));
     w.bytes(this.v2.snapshot());
+    w.bytes(this.auth.snapshot());
     return Buffer.concat([head.finish(), mvcc, w.finish()]);
   }
 
@@ -276,6 +284,9 @@ export class MemberState implements StateMachine {
     const v2 = r.done ? Buffer.alloc(0) : r.bytes();
     if (v2.length === 0) this.v2.clear();
     else this.v2.restore(v2);
+    // Snapshots from before auth existed end here (or in the zero padding): auth is off, no users or roles.
+    const auth = r.done ? Buffer.alloc(0) : r.bytes();
+    this.auth.restore(auth.length > 0 ? auth : AuthStore.EMPTY_SNAPSHOT);
   }
 }
 

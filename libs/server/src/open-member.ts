@@ -9,6 +9,8 @@ import { clusterIdOf, memberIdOf } from './ids';
 import { Member, MemberState } from './member-state';
 import { ServerMetrics } from './metrics';
 import { ClusterRaftMember } from './cluster-member';
+import { clientTlsMaterial, peerTlsFromConfig } from './peer-tls';
+import type { PeerTransportOptions } from '@nestcd/transport';
 import { LeaseForwarder } from './lease-forwarder';
 import { RaftMemberOptions, RaftPersistence } from './raft-member';
 
@@ -22,6 +24,8 @@ export interface OpenMemberOptions extends EtcdServerOptions {
   walSegmentBytes?: number;
   /** The member was removed from its cluster and has stopped itself (the process should exit). */
   onRemoved?: (reason: string) => void;
+  /** TLS for https:// peer URLs; by default what the --peer-* TLS flags say. */
+  peerTls?: PeerTransportOptions['tls'];
 }
 
 /** What a member answers a joining member's cluster-info request with (etcd's GET /members on a peer URL). */
@@ -148,8 +152,9 @@ export async function openMember(config: NestcdConfig, options: OpenMemberOption
       void server?.stop().finally(() => options.onRemoved?.(reason));
     },
     log: options.log,
+    tls: options.peerTls ?? (await peerTlsFromConfig(config)),
   });
-  const forwarder = new LeaseForwarder(raftOptions.requestTimeoutMs);
+  const forwarder = new LeaseForwarder(raftOptions.requestTimeoutMs, await clientTlsMaterial(config));
   const forwardLeaseRenew = (leader: bigint, id: bigint): Promise<number> => {
     const url = state.members.find((m) => m.id === leader)?.clientUrls[0];
     // The leader has not published its client URLs yet: as etcd, the follower cannot reach a leader.

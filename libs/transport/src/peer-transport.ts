@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { constants as bufferConstants } from 'node:buffer';
 import { crc32 } from 'node:zlib';
 import { Message, MessageType } from '@nestcd/raft';
@@ -33,6 +34,11 @@ export interface PeerTransportOptions {
   onUnreachable?: (peerId: bigint) => void;
   /** Outcome of a MsgSnap: raft's `reportSnapshot(peer, ok ? Finish : Failure)`. */
   onSnapshotStatus?: (peerId: bigint, ok: boolean) => void;
+  /**
+   * TLS for https:// peer URLs (see @nestcd/auth's serverOptions/clientOptions): listeners take `server`
+   * (with peer client cert auth a member without a certificate the CA signed fails the handshake), dialers `client`.
+   */
+  tls?: { server: tls.TlsOptions; client: tls.ConnectionOptions };
   /** Refuse inbound connections from some members (e.g. removed ones): return the reason, or undefined. */
   acceptPeer?: (peerId: bigint) => string | undefined;
   /** A peer refused our connection (removed member, cluster ID mismatch...): its reason. */
@@ -96,6 +102,7 @@ interface HostPort {
   host: string;
   port: number;
   url: string;
+  secure: boolean;
 }
 
 const HANDSHAKE_MAX_FRAME = 4096;
@@ -111,11 +118,11 @@ export function parsePeerUrl(u: string): HostPort {
   } catch {
     throw new Error(`invalid peer URL ${JSON.stringify(u)}`);
   }
-  if (url.protocol === 'https:') throw new Error(`peer URL ${u}: TLS peer URLs are not supported`);
-  if (url.protocol !== 'http:') throw new Error(`peer URL ${u}: scheme must be http`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`peer URL ${u}: scheme must be http or https`);
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  const port = url.port === '' ? 80 : Number(url.port);
-  return { host, port, url: u };
+  const secure = url.protocol === 'https:';
+  const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
+  return { host, port, url: u, secure };
 }
 
 class HandshakeError extends Error {
@@ -130,10 +137,16 @@ class HandshakeError extends Error {
  */
 function openStream(
   hp: HostPort, hello: Buffer, expect: { clusterId: bigint; memberId: bigint }, timeoutMs: number,
-  onSocket: (s: net.Socket) => void,
+  onSocket: (s: net.Socket) => void, tlsClient?: tls.ConnectionOptions,
 ): Promise<{ socket: net.Socket; decoder: FrameDecoder; rest: Frame[] }> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: hp.host, port: hp.port });
+    if (hp.secure && !tlsClient) {
+      reject(new HandshakeError(`peer URL ${hp.url} is https but this member has no peer TLS (--peer-cert-file/--peer-key-file or --peer-auto-tls)`, true));
+      return;
+    }
+    // With TLS the hello goes out once the handshake is done ('secureConnect'), so a refused certificate is an error, not a reply.
+    const socket = hp.secure ? tls.connect({ ...tlsClient, host: hp.host, port: hp.port }) : net.connect({ host: hp.host, port: hp.port });
+    const connectEvent = hp.secure ? 'secureConnect' : 'connect';
     socket.setNoDelay(true);
     onSocket(socket);
     const decoder = new FrameDecoder(HANDSHAKE_MAX_FRAME);
@@ -142,7 +155,7 @@ function openStream(
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      socket.off('connect', onConnect);
+      socket.off(connectEvent, onConnect);
       socket.off('data', onData);
       socket.off('error', onError);
       socket.off('close', onClose);
@@ -190,7 +203,7 @@ function openStream(
     };
     const onError = (err: Error): void => finish(new HandshakeError(err.message, false));
     const onClose = (): void => finish(new HandshakeError('connection closed during handshake', false));
-    socket.on('connect', onConnect);
+    socket.on(connectEvent, onConnect);
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onClose);
@@ -364,7 +377,7 @@ class PeerLink {
     openStream(hp, hello, { clusterId: this.t.opts.clusterId, memberId: this.id }, this.t.cfg.dialTimeoutMs, (s) => {
       dialing = s;
       this.socket = s;
-    }).then(({ socket, rest }) => {
+    }, this.t.opts.tls?.client).then(({ socket, rest }) => {
       if (this.socket !== socket || this.state !== 'connecting') {
         socket.destroy();
         return;
@@ -510,7 +523,7 @@ class PeerLink {
     const { socket, decoder, rest } = await openStream(hp, hello, { clusterId: this.t.opts.clusterId, memberId: this.id },
       this.t.cfg.dialTimeoutMs, (s) => {
         this.snapSocket = s;
-      });
+      }, this.t.opts.tls?.client);
     if (this.snapSocket !== socket || this.state === 'closed') {
       socket.destroy();
       throw new Error('peer removed');
@@ -671,7 +684,12 @@ export class PeerTransport {
     try {
       for (const u of this.opts.listenUrls) {
         const hp = parsePeerUrl(u);
-        const server = net.createServer((s) => this.accept(s));
+        if (hp.secure && !this.opts.tls) throw new Error(`${u} is https but no peer TLS is configured`);
+        const server = hp.secure ? tls.createServer(this.opts.tls!.server, (s) => this.accept(s)) : net.createServer((s) => this.accept(s));
+        if (hp.secure) server.on('tlsClientError', (err, s) => {
+          this.logLine(`rejected peer connection from ${s.remoteAddress}: ${err.message}`);
+          s.destroy();
+        });
         this.servers.push(server);
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);

@@ -1,0 +1,10 @@
+export { AuthErrors } from './errors';
+export { DEFAULT_COST, hashPassword, verifyPassword } from './password';
+export type { ScryptCost } from './password';
+export { isPermitted, PermType } from './permissions';
+export type { Permission } from './permissions';
+export { AuthCommandSchema, AuthStore, encodeAuthCommand, permissionToWire, ROOT } from './store';
+export type { AuthCommand, AuthInfo, Role, User } from './store';
+export { newSimpleToken, SimpleTokens } from './tokens';
+export { clientOptions, commonName, loadTls, opensslCiphers, selfSignedCert, serverOptions } from './tls';
+export type { TlsFlags, TlsMaterial } from './tls';

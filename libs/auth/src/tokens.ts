@@ -1,0 +1,49 @@
+import { randomInt } from 'node:crypto';
+
+const LETTERS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
+
+/** etcd's simple token: 16 random letters, a dot and a sequence number (`AbCdEfGhIjKlMnOp.12`). */
+export function newSimpleToken(seq: number): string {
+  let s = '';
+  for (let i = 0; i < 16; i++) s += LETTERS[randomInt(LETTERS.length)];
+  return `${s}.${seq}`;
+}
+
+/**
+ * The member's simple tokens (etcd's simpleTokenTTLKeeper): in memory only, so a restart or another cluster
+ * knows none of them. Each use pushes the expiry out by the TTL again, as etcd does.
+ */
+export class SimpleTokens {
+  private readonly tokens = new Map<string, { user: string; expiresAt: number }>();
+
+  constructor(public ttlMs = 300_000, private readonly clock: () => number = Date.now) {}
+
+  add(token: string, user: string): void {
+    this.tokens.set(token, { user, expiresAt: this.clock() + this.ttlMs });
+  }
+
+  /** The token's user, or undefined when unknown or expired. */
+  user(token: string): string | undefined {
+    const entry = this.tokens.get(token);
+    if (!entry) return undefined;
+    const now = this.clock();
+    if (entry.expiresAt <= now) {
+      this.tokens.delete(token);
+      return undefined;
+    }
+    entry.expiresAt = now + this.ttlMs;
+    return entry.user;
+  }
+
+  invalidateUser(user: string): void {
+    for (const [token, entry] of this.tokens) if (entry.user === user) this.tokens.delete(token);
+  }
+
+  clear(): void {
+    this.tokens.clear();
+  }
+
+  get size(): number {
+    return this.tokens.size;
+  }
+}
