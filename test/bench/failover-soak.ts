@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   const initialCluster = members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',');
   const start = async (m: Member) => {
     m.handle = await startNestcd({
-      name: m.name, dataDir: m.dataDir, clientPort: m.clientPort, peerPort: m.peerPort, readyTimeoutMs: 30000,
+      name: m.name, dataDir: m.dataDir, clientPort: m.clientPort, peerPort: m.peerPort, readyTimeoutMs: 90000,
       extraArgs: ['--initial-cluster', initialCluster, '--election-timeout', String(ELECTION_MS), '--heartbeat-interval', String(HEARTBEAT_MS)],
     });
     const address = `127.0.0.1:${m.clientPort}`;

@@ -3,7 +3,9 @@ import type { EtcdServer } from '@nestcd/server';
 import { kvHandlers } from './kv.service';
 import { leaseHandlers } from './lease.service';
 import { clusterHandlers, maintenanceHandlers } from './maintenance.service';
+import { Errors } from '@nestcd/errors';
 import { serviceDefinition } from './proto';
+import { toServiceError } from './errors';
 import { watchHandlers, WatchOptions } from './watch.service';
 import { FrontDoor, Http1Handler } from './front-door';
 
@@ -30,11 +32,13 @@ export class EtcdGrpcServer {
       'grpc.http2.min_ping_interval_without_data_ms': 5000,
     });
     const log = options.log;
-    this.grpcServer.addService(serviceDefinition('KV'), kvHandlers(server, log));
-    this.grpcServer.addService(serviceDefinition('Watch'), watchHandlers(server, options));
-    this.grpcServer.addService(serviceDefinition('Lease'), leaseHandlers(server, log));
-    this.grpcServer.addService(serviceDefinition('Cluster'), clusterHandlers(server, log));
-    this.grpcServer.addService(serviceDefinition('Maintenance'), maintenanceHandlers(server, log));
+    const add = (name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance', handlers: Record<string, unknown>) =>
+      this.grpcServer.addService(serviceDefinition(name), learnerGuard(server, name, handlers, log));
+    add('KV', kvHandlers(server, log));
+    add('Watch', watchHandlers(server, options));
+    add('Lease', leaseHandlers(server, log));
+    add('Cluster', clusterHandlers(server, log));
+    add('Maintenance', maintenanceHandlers(server, log));
   }
 
   /**
@@ -81,4 +85,40 @@ export class EtcdGrpcServer {
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * etcd 3.4's learner interceptors: a learner serves only Status and serializable Range; every other unary call
+ * and every stream is refused with `etcdserver: rpc not supported for learner` (clients retry elsewhere).
+ */
+function learnerGuard(
+  server: EtcdServer, service: string, handlers: Record<string, unknown>, log?: (msg: string) => void,
+): grpc.UntypedServiceImplementation {
+  const definition = serviceDefinition(service as 'KV');
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const [method, handler] of Object.entries(handlers)) {
+    const fn = handler as (...args: unknown[]) => unknown;
+    const def = definition[method];
+    if (!def) continue;
+    const allowed = (req: { serializable?: boolean }) =>
+      (service === 'Maintenance' && method === 'Status') || (service === 'KV' && method === 'Range' && !!req?.serializable);
+    if (!def.requestStream && !def.responseStream) {
+      out[method] = ((call: grpc.ServerUnaryCall<{ serializable?: boolean }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        if (server.isLearner && !allowed(call.request)) {
+          callback(toServiceError(Errors.notSupportedForLearner(), log));
+          return;
+        }
+        fn(call, callback);
+      }) as grpc.UntypedHandleCall;
+    } else {
+      out[method] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
+        if (server.isLearner) {
+          call.destroy(toServiceError(Errors.notSupportedForLearner(), log) as unknown as Error);
+          return;
+        }
+        fn(call);
+      }) as grpc.UntypedHandleCall;
+    }
+  }
+  return out;
 }
