@@ -1,27 +1,48 @@
 // npm run bench: puts/s and ranges/s over gRPC with 1 and 64 concurrent clients, against nestcd and the real
 // etcd started side by side on loopback, same client code, same machine. Prints both and the ratio.
-// Every loop is bounded by an operation count and a time limit.
+// Every loop is bounded by an operation count and a time limit. BENCH_MEMBERS=3 (`npm run bench:cluster`) runs
+// a 3-member cluster of each kind instead, the clients spread over the three members.
 import * as grpc from '@grpc/grpc-js';
 import { loadEtcdProto } from '@nestcd/api';
 import PQueue from 'p-queue';
-import { ServerHandle, ServerKind, startServer } from '../support/processes';
+import { freePort, ServerHandle, ServerKind, startServer } from '../support/processes';
 
 const OPS = Number(process.env.BENCH_OPS ?? 20000);
 const TIME_LIMIT_MS = Number(process.env.BENCH_SECONDS ?? 20) * 1000;
 const VALUE = Buffer.alloc(256, 'v');
+const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 1);
 
 type Unary = (req: object, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
 
-interface Target { name: ServerKind; server: ServerHandle; endpoint: string }
+interface Target { name: ServerKind; servers: ServerHandle[]; endpoints: string[] }
 
-/** A fresh single member of either kind on free loopback ports, ready to serve (test/support starts both alike). */
+/**
+ * Fresh members of either kind on free loopback ports, ready to serve (test/support starts both alike): one, or
+ * MEMBERS founding members of one cluster started together (each is ready once the cluster has a leader).
+ */
 async function start(name: ServerKind): Promise<Target> {
-  const server = await startServer(name, { name: 'bench' });
-  return { name, server, endpoint: `127.0.0.1:${server.clientPort}` };
+  if (MEMBERS <= 1) {
+    const server = await startServer(name, { name: 'bench' });
+    return { name, servers: [server], endpoints: [`127.0.0.1:${server.clientPort}`] };
+  }
+  const members = [];
+  for (let i = 0; i < MEMBERS; i++) members.push({ name: `bench${i}`, clientPort: await freePort(), peerPort: await freePort() });
+  const initialCluster = members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',');
+  const started = await Promise.allSettled(members.map((m) => startServer(name, {
+    name: m.name, clientPort: m.clientPort, peerPort: m.peerPort, readyTimeoutMs: 60000,
+    extraArgs: ['--initial-cluster', initialCluster, '--initial-cluster-token', `bench-${name}`],
+  })));
+  const servers = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(servers.map((x) => x.stop(0)));
+    throw failed.reason;
+  }
+  return { name, servers, endpoints: servers.map((x) => `127.0.0.1:${x.clientPort}`) };
 }
 
 async function stop(t: Target): Promise<void> {
-  await t.server.stop(0);
+  await Promise.all(t.servers.map((x) => x.stop(0)));
 }
 
 function kvClient(endpoint: string): grpc.Client & Record<string, Unary> {
@@ -35,9 +56,10 @@ function call(client: Record<string, Unary>, method: string, req: object): Promi
 
 interface Result { opsPerSec: number; p50: number; p99: number; ops: number }
 
-/** Runs `op` OPS times (or until the time limit) with `concurrency` requests in flight over `conns` channels. */
-async function measure(endpoint: string, concurrency: number, op: (c: Record<string, Unary>, i: number) => Promise<unknown>): Promise<Result> {
-  const clients = Array.from({ length: Math.min(concurrency, 8) }, () => kvClient(endpoint));
+/** Runs `op` OPS times (or until the time limit) with `concurrency` requests in flight over up to 8 channels per
+ * endpoint (requests go round-robin over the channels, so over the members too). */
+async function measure(endpoints: string[], concurrency: number, op: (c: Record<string, Unary>, i: number) => Promise<unknown>): Promise<Result> {
+  const clients = Array.from({ length: Math.min(concurrency, 8) * endpoints.length }, (_, i) => kvClient(endpoints[i % endpoints.length]));
   const queue = new PQueue({ concurrency });
   const latencies: number[] = [];
   const started = performance.now();
@@ -74,7 +96,9 @@ async function main(): Promise<void> {
     try {
       const byWorkload = new Map<string, Result>();
       for (const w of workloads) {
-        byWorkload.set(w.name, await measure(target.endpoint, w.concurrency, w.op));
+        // A single client talks to one member (the first); many clients spread over all of them.
+        const endpoints = w.concurrency === 1 ? target.endpoints.slice(0, 1) : target.endpoints;
+        byWorkload.set(w.name, await measure(endpoints, w.concurrency, w.op));
         process.stderr.write(`${name}: ${w.name} done\n`);
       }
       results.set(name, byWorkload);
@@ -84,7 +108,8 @@ async function main(): Promise<void> {
   }
   const f = (n: number) => n.toFixed(0).padStart(7);
   const ms = (n: number) => n.toFixed(2).padStart(6);
-  console.log(`\n256-byte values, ${OPS} ops per workload (or ${TIME_LIMIT_MS / 1000} s), grpc-js client, loopback\n`);
+  const shape = MEMBERS <= 1 ? 'one member' : `${MEMBERS}-member clusters (1 client: one member; 64 clients: spread over all)`;
+  console.log(`\n${shape}, 256-byte values, ${OPS} ops per workload (or ${TIME_LIMIT_MS / 1000} s), grpc-js client, loopback\n`);
   console.log(`${'workload'.padEnd(34)} ${'etcd op/s'.padStart(10)} ${'p50/p99 ms'.padStart(15)} ${'nestcd op/s'.padStart(12)} ${'p50/p99 ms'.padStart(15)}  ratio`);
   for (const w of workloads) {
     const e = results.get('etcd')!.get(w.name)!;

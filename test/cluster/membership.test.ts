@@ -29,6 +29,9 @@ describe('membership changes under write load', () => {
   const all: Member[] = [];
   /** Members currently in the cluster, in the order they joined. */
   let inCluster: Member[] = [];
+  /** Learners serve no client requests but Status and serializable reads (etcd 3.4): clients leave them out. */
+  const learners = new Set<Member>();
+  const voters = () => inCluster.filter((x) => !learners.has(x));
 
   const newMember = async (name: string): Promise<Member> => {
     const clientPort = await freePort();
@@ -43,14 +46,15 @@ describe('membership changes under write load', () => {
 
   const initialClusterOf = (ms: Member[]) => ms.map((m) => `${m.name}=${m.peerUrl}`).join(',');
 
-  const start = async (m: Member, members: Member[], state: 'new' | 'existing') => {
+  const start = async (m: Member, members: Member[], state: 'new' | 'existing', learner = false) => {
     m.handle = await startNestcd({
       name: m.name, dataDir: m.dataDir, clientPort: m.clientPort, peerPort: m.peerPort, readyTimeoutMs: 60000,
+      readyCommand: learner ? ['endpoint', 'status'] : undefined,
       extraArgs: ['--initial-cluster', initialClusterOf(members), '--initial-cluster-state', state, '--initial-cluster-token', TOKEN],
     });
   };
 
-  const memberRows = async (at: Member[] = inCluster) => tableRows(await ctl(at.map((x) => x.endpoint), ['member', 'list', '-w', 'table']));
+  const memberRows = async (at: Member[] = voters()) => tableRows(await ctl(at.map((x) => x.endpoint), ['member', 'list', '-w', 'table']));
   const idOf = async (m: Member) => {
     const row = (await memberRows()).find((r) => r[3] === m.peerUrl);
     if (!row) throw new Error(`${m.name} is not a member`);
@@ -61,7 +65,7 @@ describe('membership changes under write load', () => {
   const reconfigure = async (args: string[], done: () => Promise<boolean>) => {
     await eventually(async () => {
       if (await done()) return;
-      const r = await etcdctl(inCluster.map((x) => x.endpoint), [...args, '--command-timeout=10s'], { timeoutMs: 15000 });
+      const r = await etcdctl(voters().map((x) => x.endpoint), [...args, '--command-timeout=10s'], { timeoutMs: 15000 });
       if (r.code === 0) return;
       if (await done()) return; // applied although the answer was lost
       throw new Error(`etcdctl ${args.join(' ')}: ${r.stderr}`);
@@ -72,7 +76,8 @@ describe('membership changes under write load', () => {
     await reconfigure(['member', 'add', m.name, `--peer-urls=${m.peerUrl}`, ...(learner ? ['--learner'] : [])],
       async () => (await memberRows()).some((r) => r[3] === m.peerUrl));
     const members = [...inCluster, m];
-    await start(m, members, 'existing');
+    if (learner) learners.add(m);
+    await start(m, members, 'existing', learner);
     inCluster = members;
     await eventually(async () => {
       const row = (await memberRows()).find((r) => r[3] === m.peerUrl);
@@ -84,7 +89,8 @@ describe('membership changes under write load', () => {
   const remove = async (m: Member) => {
     const id = await idOf(m);
     const others = inCluster.filter((x) => x !== m);
-    await reconfigure(['member', 'remove', id], async () => !(await memberRows(others)).some((r) => r[0] === id));
+    const rest = others.filter((x) => !learners.has(x));
+    await reconfigure(['member', 'remove', id], async () => !(await memberRows(rest)).some((r) => r[0] === id));
     inCluster = others;
     await eventually(async () => {
       if (m.handle?.isRunning()) throw new Error(`${m.name} still running after its removal`);
@@ -126,7 +132,7 @@ describe('membership changes under write load', () => {
         const key = `load/w${w}/${String(i).padStart(4, '0')}`;
         for (let attempt = 0; ; attempt++) {
           if (attempt > 100) throw new Error(`writer ${w} gave up on ${key}`);
-          const targets = inCluster.filter((x) => x.handle?.isRunning());
+          const targets = voters().filter((x) => x.handle?.isRunning());
           const target = targets[(i + attempt + w) % targets.length];
           const r = await etcdctl(target.endpoint, ['put', key, `v${i}`, '--command-timeout=5s', '--dial-timeout=1s'], { timeoutMs: 10000 });
           if (r.code === 0) {
@@ -160,8 +166,18 @@ describe('membership changes under write load', () => {
       const n4 = await newMember('n4');
       await add(n4, true);
       expect((await memberRows()).find((r) => r[3] === n4.peerUrl)![5]).toBe('true');
+      // As etcd 3.4, a learner serves Status and serializable reads only.
+      const status = tableRows(await ctl(n4.endpoint, ['endpoint', 'status', '-w', 'table']))[0];
+      expect(status[5]).toBe('true');
+      await eventually(async () => {
+        if ((await ctl(n4.endpoint, ['get', 'load/w0/0000', '--print-value-only', '--consistency=s'])) !== 'v0\n') throw new Error('learner not caught up');
+      });
+      const refused = await etcdctl(n4.endpoint, ['put', 'x', 'y', '--command-timeout=3s']);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain('etcdserver: rpc not supported for learner');
       const n4Id = await idOf(n4);
       await reconfigure(['member', 'promote', n4Id], async () => (await memberRows()).find((r) => r[0] === n4Id)?.[5] === 'false');
+      learners.delete(n4);
       const n5 = await newMember('n5');
       await add(n5);
       await progress(5);

@@ -39,6 +39,11 @@ export interface ServerOptions {
   readyTimeoutMs?: number;
   /** Binary to run instead of the default for this kind. */
   binary?: string;
+  /**
+   * The etcdctl command whose success means ready. Default `endpoint health` (a linearizable read); a learner,
+   * which serves no linearizable reads, is ready once `endpoint status` answers.
+   */
+  readyCommand?: string[];
 }
 
 export interface ServerHandle {
@@ -216,7 +221,7 @@ export async function startServer(kind: ServerKind, opts: ServerOptions = {}): P
   if (ownDataDir) ownedDataDirs.add(handle);
 
   try {
-    await waitUntilReady(handle, opts.readyTimeoutMs ?? 20000, () => (exited ? exitInfo : undefined));
+    await waitUntilReady(handle, opts.readyTimeoutMs ?? 20000, () => (exited ? exitInfo : undefined), opts.readyCommand);
   } catch (err) {
     await handle.stop(1000);
     throw err;
@@ -235,6 +240,7 @@ export async function waitUntilReady(
   server: Pick<ServerHandle, 'endpoint' | 'kind' | 'logs'>,
   timeoutMs = 20000,
   exitedInfo: () => string | undefined = () => undefined,
+  readyCommand: string[] = ['endpoint', 'health'],
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
@@ -243,7 +249,7 @@ export async function waitUntilReady(
     if (ex) {
       throw new Error(`${server.kind} exited before becoming ready (${ex}). Log tail:\n${server.logs().slice(-4000)}`);
     }
-    const r = await etcdctl(server.endpoint, ['endpoint', 'health', '--command-timeout=1s', '--dial-timeout=500ms'], {
+    const r = await etcdctl(server.endpoint, [...readyCommand, '--command-timeout=1s', '--dial-timeout=500ms'], {
       timeoutMs: 3000,
     });
     if (r.code === 0) return;

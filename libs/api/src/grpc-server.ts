@@ -3,7 +3,9 @@ import type { EtcdServer } from '@nestcd/server';
 import { kvHandlers } from './kv.service';
 import { leaseHandlers } from './lease.service';
 import { clusterHandlers, maintenanceHandlers } from './maintenance.service';
+import { Errors } from '@nestcd/errors';
 import { serviceDefinition } from './proto';
+import { toServiceError } from './errors';
 import { watchHandlers, WatchOptions } from './watch.service';
 import { FrontDoor, Http1Handler } from './front-door';
 import { AuthGuard } from './auth-guard';
@@ -38,15 +40,18 @@ export class EtcdGrpcServer {
     });
     const log = options.log;
     // Every service goes through the auth guard (etcd's permission checks); with client cert auth the
-    // certificate's common name is the user when a request carries no token.
+    // certificate's common name is the user when a request carries no token. Learners refuse all but Status
+    // and serializable Range (etcd 3.4's interceptor).
     const guard = new AuthGuard(server, (peer) => (options.tls?.clientCertAuth ? this.frontDoor?.peerCommonName(peer) : undefined));
     const watchOptions: WatchOptions = { ...options, watchPermitted: (call, key, rangeEnd) => guard.watchPermitted(call, key, rangeEnd) };
-    this.grpcServer.addService(serviceDefinition('KV'), guard.wrap('KV', kvHandlers(server, log)));
-    this.grpcServer.addService(serviceDefinition('Watch'), watchHandlers(server, watchOptions));
-    this.grpcServer.addService(serviceDefinition('Lease'), guard.wrap('Lease', leaseHandlers(server, log)));
-    this.grpcServer.addService(serviceDefinition('Cluster'), guard.wrap('Cluster', clusterHandlers(server, log)));
-    this.grpcServer.addService(serviceDefinition('Maintenance'), guard.wrap('Maintenance', maintenanceHandlers(server, log)));
-    this.grpcServer.addService(serviceDefinition('Auth'), authHandlers(server, guard, log));
+    const add = (name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth', handlers: Record<string, unknown>) =>
+      this.grpcServer.addService(serviceDefinition(name), learnerGuard(server, name, handlers, log));
+    add('KV', guard.wrap('KV', kvHandlers(server, log)));
+    add('Watch', watchHandlers(server, watchOptions));
+    add('Lease', guard.wrap('Lease', leaseHandlers(server, log)));
+    add('Cluster', guard.wrap('Cluster', clusterHandlers(server, log)));
+    add('Maintenance', guard.wrap('Maintenance', maintenanceHandlers(server, log)));
+    add('Auth', authHandlers(server, guard, log));
   }
 
   /**
@@ -94,4 +99,40 @@ export class EtcdGrpcServer {
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * etcd 3.4's learner interceptors: a learner serves only Status and serializable Range; every other unary call
+ * and every stream is refused with `etcdserver: rpc not supported for learner` (clients retry elsewhere).
+ */
+function learnerGuard(
+  server: EtcdServer, service: string, handlers: Record<string, unknown>, log?: (msg: string) => void,
+): grpc.UntypedServiceImplementation {
+  const definition = serviceDefinition(service as 'KV');
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const [method, handler] of Object.entries(handlers)) {
+    const fn = handler as (...args: unknown[]) => unknown;
+    const def = definition[method];
+    if (!def) continue;
+    const allowed = (req: { serializable?: boolean }) =>
+      (service === 'Maintenance' && method === 'Status') || (service === 'KV' && method === 'Range' && !!req?.serializable);
+    if (!def.requestStream && !def.responseStream) {
+      out[method] = ((call: grpc.ServerUnaryCall<{ serializable?: boolean }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        if (server.isLearner && !allowed(call.request)) {
+          callback(toServiceError(Errors.notSupportedForLearner(), log));
+          return;
+        }
+        fn(call, callback);
+      }) as grpc.UntypedHandleCall;
+    } else {
+      out[method] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
+        if (server.isLearner) {
+          call.destroy(toServiceError(Errors.notSupportedForLearner(), log) as unknown as Error);
+          return;
+        }
+        fn(call);
+      }) as grpc.UntypedHandleCall;
+    }
+  }
+  return out;
 }
