@@ -16,6 +16,39 @@ export interface GrpcServerOptions extends WatchOptions {
   http1Handler?: Http1Handler;
 }
 
+/** grpc-go's names of the status codes, as go-grpc-prometheus labels them. */
+const CODE_NAMES = ['OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists', 'PermissionDenied',
+  'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange', 'Unimplemented', 'Internal', 'Unavailable', 'DataLoss', 'Unauthenticated'];
+
+/** Wraps a service's handlers so every finished call counts in grpc_server_handled_total. */
+function countedHandlers(server: EtcdServer, service: string, definition: grpc.ServiceDefinition, handlers: Record<string, Function>): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const [method, handler] of Object.entries(handlers)) {
+    const def = definition[method];
+    const type = !def ? 'unary' : def.requestStream && def.responseStream ? 'bidi_stream' : def.responseStream ? 'server_stream' : def.requestStream ? 'client_stream' : 'unary';
+    const count = (code: number) => server.metrics.grpcHandled.inc({ grpc_type: type, grpc_service: service, grpc_method: method, grpc_code: CODE_NAMES[code] ?? 'Unknown' });
+    if (type === 'unary') {
+      out[method] = ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+        handler(call, (err: grpc.ServiceError | null, value?: unknown) => {
+          count(err ? (err.code ?? grpc.status.UNKNOWN) : grpc.status.OK);
+          callback(err, value);
+        })) as grpc.handleUnaryCall<unknown, unknown>;
+    } else {
+      out[method] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
+        let counted = false;
+        const once = (code: number) => {
+          if (!counted) count(code);
+          counted = true;
+        };
+        call.on('finish', () => once(grpc.status.OK));
+        call.on('cancelled', () => once(grpc.status.CANCELLED));
+        handler(call);
+      }) as grpc.handleServerStreamingCall<unknown, unknown>;
+    }
+  }
+  return out;
+}
+
 /** etcd's v3 services on grpc-js, bound to the member's client URLs. */
 export class EtcdGrpcServer {
   private readonly grpcServer: grpc.Server;
@@ -30,11 +63,15 @@ export class EtcdGrpcServer {
       'grpc.http2.min_ping_interval_without_data_ms': 5000,
     });
     const log = options.log;
-    this.grpcServer.addService(serviceDefinition('KV'), kvHandlers(server, log));
-    this.grpcServer.addService(serviceDefinition('Watch'), watchHandlers(server, options));
-    this.grpcServer.addService(serviceDefinition('Lease'), leaseHandlers(server, log));
-    this.grpcServer.addService(serviceDefinition('Cluster'), clusterHandlers(server, log));
-    this.grpcServer.addService(serviceDefinition('Maintenance'), maintenanceHandlers(server, log));
+    const add = (name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance', handlers: Record<string, Function>) => {
+      const definition = serviceDefinition(name);
+      this.grpcServer.addService(definition, countedHandlers(server, `etcdserverpb.${name}`, definition, handlers));
+    };
+    add('KV', kvHandlers(server, log));
+    add('Watch', watchHandlers(server, options));
+    add('Lease', leaseHandlers(server, log));
+    add('Cluster', clusterHandlers(server, log));
+    add('Maintenance', maintenanceHandlers(server, log));
   }
 
   /**

@@ -213,10 +213,13 @@ export class V2Store {
     const nextIndex = currIndex + 1;
     const e: V2Event = { action: 'update', node: { key, modifiedIndex: nextIndex, createdIndex: n.createdIndex }, etcdIndex: nextIndex };
     e.prevNode = this.view(n, false, false, false);
-    n.value = value;
-    n.modifiedIndex = nextIndex;
+    // etcd's node.Write refuses a directory, so an updated directory keeps its modifiedIndex (the event has the new one).
     if (n.children) e.node.dir = true;
-    else e.node.value = value;
+    else {
+      n.value = value;
+      n.modifiedIndex = nextIndex;
+      e.node.value = value;
+    }
     n.expireTime = expireTime;
     this.addTtl(e.node, n);
     this.record(e, refresh);
