@@ -90,7 +90,7 @@ describe('HTTP handlers under random and malformed requests', () => {
           ac.abort();
         }
       }),
-      { numRuns: 400 },
+      { numRuns: 250 },
     );
     await stillCorrect(n++);
   });
