@@ -90,7 +90,7 @@ describe('HTTP handlers under random and malformed requests', () => {
           ac.abort();
         }
       }),
-      { numRuns: 250 },
+      { numRuns: 200 },
     );
     await stillCorrect(n++);
   });
@@ -114,7 +114,7 @@ describe('HTTP handlers under random and malformed requests', () => {
           sock.setTimeout(1500, () => sock.destroy());
         });
       }),
-      { numRuns: 150 },
+      { numRuns: 100 },
     );
     await stillCorrect(100);
   });
