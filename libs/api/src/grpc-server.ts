@@ -23,6 +23,39 @@ export interface GrpcServerOptions extends WatchOptions {
   tls?: { options: tls.TlsOptions; clientCertAuth: boolean };
 }
 
+/** grpc-go's names of the status codes, as go-grpc-prometheus labels them. */
+const CODE_NAMES = ['OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists', 'PermissionDenied',
+  'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange', 'Unimplemented', 'Internal', 'Unavailable', 'DataLoss', 'Unauthenticated'];
+
+/** Wraps a service's handlers so every finished call counts in grpc_server_handled_total. */
+function countedHandlers(server: EtcdServer, service: string, definition: grpc.ServiceDefinition, handlers: Record<string, Function>): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const [method, handler] of Object.entries(handlers)) {
+    const def = definition[method];
+    const type = !def ? 'unary' : def.requestStream && def.responseStream ? 'bidi_stream' : def.responseStream ? 'server_stream' : def.requestStream ? 'client_stream' : 'unary';
+    const count = (code: number) => server.metrics.grpcHandled.inc({ grpc_type: type, grpc_service: service, grpc_method: method, grpc_code: CODE_NAMES[code] ?? 'Unknown' });
+    if (type === 'unary') {
+      out[method] = ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+        handler(call, (err: grpc.ServiceError | null, value?: unknown) => {
+          count(err ? (err.code ?? grpc.status.UNKNOWN) : grpc.status.OK);
+          callback(err, value);
+        })) as grpc.handleUnaryCall<unknown, unknown>;
+    } else {
+      out[method] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
+        let counted = false;
+        const once = (code: number) => {
+          if (!counted) count(code);
+          counted = true;
+        };
+        call.on('finish', () => once(grpc.status.OK));
+        call.on('cancelled', () => once(grpc.status.CANCELLED));
+        handler(call);
+      }) as grpc.handleServerStreamingCall<unknown, unknown>;
+    }
+  }
+  return out;
+}
+
 /** etcd's v3 services on grpc-js, bound to the member's client URLs. */
 export class EtcdGrpcServer {
   private readonly grpcServer: grpc.Server;
@@ -39,13 +72,16 @@ export class EtcdGrpcServer {
       'grpc.http2.min_ping_interval_without_data_ms': 5000,
     });
     const log = options.log;
-    // Every service goes through the auth guard (etcd's permission checks); with client cert auth the
-    // certificate's common name is the user when a request carries no token. Learners refuse all but Status
-    // and serializable Range (etcd 3.4's interceptor).
+    // Every call is counted (grpc_server_handled_total), learners refuse all but Status and serializable
+    // Range (etcd 3.4's interceptor), and every service goes through the auth guard (etcd's permission checks;
+    // with client cert auth the certificate's common name is the user when a request carries no token).
     const guard = new AuthGuard(server, (peer) => (options.tls?.clientCertAuth ? this.frontDoor?.peerCommonName(peer) : undefined));
     const watchOptions: WatchOptions = { ...options, watchPermitted: (call, key, rangeEnd) => guard.watchPermitted(call, key, rangeEnd) };
-    const add = (name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth', handlers: Record<string, unknown>) =>
-      this.grpcServer.addService(serviceDefinition(name), learnerGuard(server, name, handlers, log));
+    const add = (name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth', handlers: Record<string, unknown>) => {
+      const definition = serviceDefinition(name);
+      const guarded = learnerGuard(server, name, handlers, log) as Record<string, Function>;
+      this.grpcServer.addService(definition, countedHandlers(server, `etcdserverpb.${name}`, definition, guarded));
+    };
     add('KV', guard.wrap('KV', kvHandlers(server, log)));
     add('Watch', watchHandlers(server, watchOptions));
     add('Lease', guard.wrap('Lease', leaseHandlers(server, log)));

@@ -76,7 +76,11 @@ export class HttpGateway {
     const handler = this.routes.get(`${req.method} ${path}`);
     try {
       if (handler) await handler(req, res);
-      else json(res, 404, { message: `404 page not found: ${req.method} ${path}` });
+      else {
+        // grpc-gateway's mux answers its own prefix; Go's http.NotFound the rest.
+        res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+        res.end(path.startsWith('/v3') ? 'Not Found\n' : '404 page not found\n');
+      }
     } catch (err) {
       if (!res.headersSent) json(res, 500, { message: (err as Error).message });
       else res.destroy();

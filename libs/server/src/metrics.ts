@@ -26,6 +26,20 @@ export class ServerMetrics {
     buckets: [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192],
     registers: [this.registry],
   });
+  readonly peerRoundTrip = new Histogram({
+    name: 'etcd_network_peer_round_trip_time_seconds',
+    help: 'Round-Trip-Time histogram between peers',
+    labelNames: ['To'],
+    buckets: [0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256, 0.0512, 0.1024, 0.2048, 0.4096, 0.8192, 1.6384, 3.2768],
+    registers: [this.registry],
+  });
+  /** go-grpc-prometheus's counter, which etcd registers for its gRPC server. */
+  readonly grpcHandled = new Counter({
+    name: 'grpc_server_handled_total',
+    help: 'Total number of RPCs completed on the server, regardless of success or failure.',
+    labelNames: ['grpc_type', 'grpc_service', 'grpc_method', 'grpc_code'],
+    registers: [this.registry],
+  });
   readonly dbTotalSize = this.observed('etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', (s) => s.status().dbSize);
 
   constructor() {

@@ -252,4 +252,35 @@ describe('V2Store against a simple model (fast-check)', () => {
       { numRuns: 300 },
     );
   });
+
+  it('the expiry bookkeeping matches the tree: nextExpiry is the earliest TTL left, the sweep removes exactly the due ones', () => {
+    const ttl = fc.option(fc.integer({ min: 1, max: 50 }), { nil: undefined });
+    const timed: fc.Arbitrary<V2Command> = fc.oneof(
+      fc.record({ op: fc.constant('set' as const), path, value, dir: fc.boolean(), expireTime: ttl }),
+      fc.record({ op: fc.constant('update' as const), path, value: fc.constant(''), expireTime: ttl }),
+      fc.record({ op: fc.constant('delete' as const), path, recursive: fc.boolean() }),
+      fc.record({ op: fc.constant('expire' as const), now: fc.integer({ min: 0, max: 60 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(timed, { maxLength: 40 }), (cmds) => {
+        const s = new V2Store(() => 0);
+        for (const cmd of cmds) {
+          try {
+            s.apply(cmd);
+          } catch (err) {
+            if (!(err instanceof V2Error)) throw err;
+          }
+          const times: number[] = [];
+          const walk = (n: ReturnType<V2Store['get']>['node']) => {
+            if (n.expiration) times.push(Date.parse(n.expiration));
+            n.nodes?.forEach(walk);
+          };
+          walk(s.get('/', true).node);
+          expect(s.nextExpiry()).toBe(times.length ? Math.min(...times) : undefined);
+          if (cmd.op === 'expire') expect(times.every((t) => t > cmd.now)).toBe(true);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
 });

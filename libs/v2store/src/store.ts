@@ -89,6 +89,8 @@ export class V2Store {
   private root: Node = newDir('/', 0);
   index = 0;
   private history: V2Event[] = [];
+  /** The nodes with a TTL, so the expiry sweep does not walk the whole tree. */
+  private ttlNodes = new Set<Node>();
   private readonly watchers = new Map<string, Set<WatcherEntry>>();
   readonly stats: Omit<StoreStats, 'watchers'> = {
     getsSuccess: 0, getsFail: 0, setsSuccess: 0, setsFail: 0, deleteSuccess: 0, deleteFail: 0, updateSuccess: 0,
@@ -116,12 +118,14 @@ export class V2Store {
   /** The earliest time a TTL node expires, if any (the leader proposes an expire once it has passed). */
   nextExpiry(): number | undefined {
     let min: number | undefined;
-    const visit = (n: Node) => {
-      if (n.expireTime !== undefined && (min === undefined || n.expireTime < min)) min = n.expireTime;
-      n.children?.forEach(visit);
-    };
-    visit(this.root);
+    for (const n of this.ttlNodes) if (min === undefined || n.expireTime! < min) min = n.expireTime;
     return min;
+  }
+
+  private setExpireTime(n: Node, expireTime: number | undefined): void {
+    n.expireTime = expireTime;
+    if (expireTime === undefined) this.ttlNodes.delete(n);
+    else this.ttlNodes.add(n);
   }
 
   // ---- writes (through the log) ----
@@ -195,7 +199,7 @@ export class V2Store {
     const n: Node = dir ? newDir(key, nextIndex) : { path: key, createdIndex: nextIndex, modifiedIndex: nextIndex, value };
     if (dir) e.node.dir = true;
     else e.node.value = value;
-    if (expireTime !== undefined) n.expireTime = expireTime;
+    this.setExpireTime(n, expireTime);
     n.parent = parent;
     parent.children!.set(name, n);
     this.addTtl(e.node, n);
@@ -213,11 +217,14 @@ export class V2Store {
     const nextIndex = currIndex + 1;
     const e: V2Event = { action: 'update', node: { key, modifiedIndex: nextIndex, createdIndex: n.createdIndex }, etcdIndex: nextIndex };
     e.prevNode = this.view(n, false, false, false);
-    n.value = value;
-    n.modifiedIndex = nextIndex;
+    // etcd's node.Write refuses a directory, so an updated directory keeps its modifiedIndex (the event has the new one).
     if (n.children) e.node.dir = true;
-    else e.node.value = value;
-    n.expireTime = expireTime;
+    else {
+      n.value = value;
+      n.modifiedIndex = nextIndex;
+      e.node.value = value;
+    }
+    this.setExpireTime(n, expireTime);
     this.addTtl(e.node, n);
     this.record(e, refresh);
     this.index = nextIndex;
@@ -236,7 +243,7 @@ export class V2Store {
     e.prevNode = this.view(n, false, false, false);
     n.value = value;
     n.modifiedIndex = this.index;
-    n.expireTime = expireTime;
+    this.setExpireTime(n, expireTime);
     e.node.value = value;
     this.addTtl(e.node, n);
     this.record(e, refresh);
@@ -292,11 +299,9 @@ export class V2Store {
     const events: V2Event[] = [];
     for (;;) {
       let next: Node | undefined;
-      const visit = (n: Node) => {
-        if (n.expireTime !== undefined && n.expireTime <= now && (!next || n.expireTime < next.expireTime! || (n.expireTime === next.expireTime && n.path < next.path))) next = n;
-        n.children?.forEach(visit);
-      };
-      visit(this.root);
+      for (const n of this.ttlNodes) {
+        if (n.expireTime! <= now && (!next || n.expireTime! < next.expireTime! || (n.expireTime === next.expireTime && n.path < next.path))) next = n;
+      }
       if (!next) break;
       this.index++;
       const e: V2Event = { action: 'expire', node: { key: next.path, modifiedIndex: this.index, createdIndex: next.createdIndex }, etcdIndex: this.index };
@@ -434,6 +439,11 @@ export class V2Store {
 
   private remove(n: Node): void {
     n.parent?.children!.delete(nameOf(n.path));
+    const forget = (c: Node) => {
+      this.ttlNodes.delete(c);
+      c.children?.forEach(forget);
+    };
+    forget(n);
   }
 
   /** Removes a node; watchers on anything inside a removed directory hear the event too. */
@@ -510,18 +520,24 @@ export class V2Store {
     this.root = newDir('/', 0);
     this.index = 0;
     this.history = [];
+    this.ttlNodes = new Set();
   }
 
   restore(data: Buffer): void {
     type Dumped = { p: string; c: number; m: number; v: string; e?: number; k?: Dumped[] };
     const parsed = JSON.parse(data.toString()) as { index: number; root: Dumped; history: V2Event[] };
+    const ttlNodes = new Set<Node>();
     const load = (d: Dumped, parent?: Node): Node => {
       const n: Node = { path: d.p, createdIndex: d.c, modifiedIndex: d.m, value: d.v, parent };
-      if (d.e !== undefined && d.e !== null) n.expireTime = d.e;
+      if (d.e !== undefined && d.e !== null) {
+        n.expireTime = d.e;
+        ttlNodes.add(n);
+      }
       if (d.k) n.children = new Map(d.k.map((c) => [nameOf(c.p), load(c, n)]));
       return n;
     };
     this.root = load(parsed.root);
+    this.ttlNodes = ttlNodes;
     this.index = parsed.index;
     this.history = parsed.history;
   }

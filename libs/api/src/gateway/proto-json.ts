@@ -51,10 +51,14 @@ function scalarSchema(field: protobuf.Field): z.ZodType {
   if (field.resolvedType instanceof protobuf.Type) return requestSchema(field.resolvedType);
   if (field.resolvedType instanceof protobuf.Enum) {
     const values = field.resolvedType.values;
-    return z.union([
-      z.enum(Object.keys(values) as [string, ...string[]]).transform((n) => values[n]),
-      z.number().int().refine((n) => Object.values(values).includes(n), 'not a value of this enum'),
-    ]);
+    const goName = goEnumName(field.resolvedType);
+    return z.unknown().transform((v, ctx) => {
+      if (typeof v === 'string' && Object.hasOwn(values, v)) return values[v];
+      if (typeof v === 'number' && Number.isInteger(v)) return v; // jsonpb takes any number for an enum
+      // jsonpb's own words, which is what etcd answers
+      ctx.addIssue({ code: 'custom', message: `unknown value ${JSON.stringify(v)} for enum ${goName}`, params: { bare: true } });
+      return z.NEVER;
+    });
   }
   if (LONG_TYPES.has(field.type)) return int64Schema;
   if (INT32_TYPES.has(field.type)) return int32Schema;
@@ -116,9 +120,24 @@ export function requestSchema(type: protobuf.Type): z.ZodType {
   return schema;
 }
 
+/** The Go type name gogo gives a nested enum: etcdserverpb.AlarmRequest_AlarmAction. */
+function goEnumName(e: protobuf.Enum): string {
+  const names: string[] = [];
+  let pkg = '';
+  for (let p: protobuf.ReflectionObject | null = e; p; p = p.parent) {
+    if (p instanceof protobuf.Type || p instanceof protobuf.Enum) names.unshift(p.name);
+    else if (p instanceof protobuf.Namespace && p.name) {
+      pkg = p.name;
+      break;
+    }
+  }
+  return `${pkg}.${names.join('_')}`;
+}
+
 /** A zod failure as one line that says which field is wrong and why. */
 export function describeZodError(err: z.ZodError): string {
   const issue = err.issues[0];
+  if (issue.code === 'custom' && (issue.params as { bare?: boolean } | undefined)?.bare) return issue.message;
   const where = issue.path.length > 0 ? issue.path.join('.') : 'body';
   return `${where}: ${issue.message}`;
 }

@@ -149,7 +149,7 @@ export class V2Http {
       return true;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD' && ['/v2/members', '/v2/machines', '/v2/members/leader'].includes(path)) {
-      this.methodNotAllowed(res, ['GET']);
+      this.methodNotAllowed(res, ['GET', 'HEAD']);
       return true;
     }
     switch (path) {
