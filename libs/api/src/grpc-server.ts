@@ -38,7 +38,7 @@ export class EtcdGrpcServer {
     // Every service goes through the auth guard (etcd's permission checks); with client cert auth the
     // certificate's common name is the user when a request carries no token.
     const guard = new AuthGuard(server, (peer) => (options.tls?.clientCertAuth ? this.frontDoor?.peerCommonName(peer) : undefined));
-    const watchOptions: WatchOptions = { ...options, watchPermitted: (call, key, rangeEnd) => guard.watchPermitted(call, key, rangeEnd) };
+    const watchOptions: WatchOptions = { ...options, watchRefusal: (call, key, rangeEnd) => guard.watchRefusal(call, key, rangeEnd) };
     this.grpcServer.addService(serviceDefinition('KV'), guard.wrap('KV', kvHandlers(server, log)));
     this.grpcServer.addService(serviceDefinition('Watch'), watchHandlers(server, watchOptions));
     this.grpcServer.addService(serviceDefinition('Lease'), guard.wrap('Lease', leaseHandlers(server, log)));
