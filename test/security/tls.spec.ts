@@ -2,11 +2,11 @@
  * TLS on the client port with client certificate authentication, side by side: the real etcdctl against a
  * real etcd 3.4 and against nestcd, both started with the same flags and the same test certificates.
  */
-import { existsSync } from 'node:fs';
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
-import { normalizeResult } from '../support';
+import { normalizeResult, REPO_ROOT } from '../support';
 import { ctl, makePki, startTlsServer, TestPki, tlsFlags, TlsServer } from './support';
 
 jest.setTimeout(60_000);
@@ -114,6 +114,21 @@ describe('security: TLS with client-cert-auth (etcd vs nestcd)', () => {
     // CN=root is root; a --user given with the certificate wins over the CN.
     expect((await both(root, ['user', 'list'])).stdout).toBe('alice\nroot\n');
     expect((await both(root, ['--user=alice:alicepw', 'put', 'tls/a', '3'])).stderr).toMatch(/etcdserver: permission denied/);
+
+    // nestcdctl takes the same flags
+    const nestcdctl = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+        execFile(join(REPO_ROOT, 'bin', 'nestcdctl'), [`--endpoints=${servers[1].endpoint}`, ...args], { timeout: 20_000 }, (err, stdout, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        ),
+      );
+    const aliceCerts = [`--cacert=${pki.ca}`, `--cert=${pki.client('alice').cert}`, `--key=${pki.client('alice').key}`];
+    expect((await nestcdctl([...aliceCerts, '--user=root:rootpw', 'put', 'tls/n', '1'])).stdout).toBe('OK\n');
+    expect((await nestcdctl([...aliceCerts, 'get', 'tls/n'])).stdout).toBe('tls/n\n1\n');
+    expect((await nestcdctl([...aliceCerts, 'put', 'tls/n', '2'])).stderr).toBe('Error: etcdserver: permission denied\n');
+    expect((await nestcdctl([...aliceCerts, '--user=root:wrong', 'get', 'tls/n'])).stderr).toBe('Error: etcdserver: authentication failed, invalid user ID or password\n');
+    expect((await nestcdctl([`--cacert=${pki.ca}`, 'get', 'tls/n'])).code).not.toBe(0);
+
     expect((await both(root, ['auth', 'disable'])).stdout).toBe('Authentication Disabled\n');
   });
 });

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { AuthInfo, AuthStore, PermType } from '@nestcd/auth';
+import { EtcdError, GrpcCode } from '@nestcd/errors';
 import type { EtcdServer } from '@nestcd/server';
 import { toBigInt } from './codec';
 import { toServiceError } from './errors';
@@ -12,6 +13,13 @@ type Check = (info: AuthInfo | undefined, req: any) => void;
 type AnyCall = { metadata: grpc.Metadata; getPeer(): string };
 
 const empty = Buffer.alloc(0);
+/** grpc-go's names of the codes auth checks answer with. */
+const CODE_NAMES: Partial<Record<GrpcCode, string>> = {
+  [GrpcCode.INVALID_ARGUMENT]: 'InvalidArgument',
+  [GrpcCode.PERMISSION_DENIED]: 'PermissionDenied',
+  [GrpcCode.UNAUTHENTICATED]: 'Unauthenticated',
+  [GrpcCode.FAILED_PRECONDITION]: 'FailedPrecondition',
+};
 const buf = (b: Buffer | undefined | null): Buffer => b ?? empty;
 
 /**
@@ -99,8 +107,20 @@ export class AuthGuard {
 
   /** Wraps a service's handlers with its checks (unary and server-streaming calls). */
   wrap<T extends object>(service: string, handlers: T): T {
-    const checks = this.checks[service];
-    if (!checks) return handlers;
+    const serviceChecks = this.checks[service];
+    if (!serviceChecks) return handlers;
+    // etcd's maintenance server hands back the auth store's own errors, which grpc turns into code Unknown
+    // with the "auth: ..." text; the other services answer with etcdserver's errors.
+    const checks = service !== 'Maintenance' ? serviceChecks : Object.fromEntries(
+      Object.entries(serviceChecks).map(([method, check]) => [method, (i: AuthInfo | undefined, req: unknown) => {
+        try {
+          check(i, req);
+        } catch (err) {
+          if (err instanceof EtcdError) throw new EtcdError(GrpcCode.UNKNOWN, err.message.replace(/^etcdserver: /, 'auth: '));
+          throw err;
+        }
+      }]),
+    );
     const out: Record<string, unknown> = { ...(handlers as Record<string, unknown>) };
     for (const [method, check] of Object.entries(checks)) {
       const inner = (handlers as Record<string, Function>)[method];
@@ -132,13 +152,17 @@ export class AuthGuard {
     return out as T;
   }
 
-  /** etcd's isWatchPermitted: false refuses the watch (and an invalid token refuses it too). */
-  watchPermitted(call: AnyCall, key: Buffer, rangeEnd: Buffer): boolean {
+  /**
+   * etcd's isWatchPermitted: undefined when the stream's user may watch [key, rangeEnd), else the refusal as
+   * etcd words a cancelled watcher's reason (`rpc error: code = PermissionDenied desc = etcdserver: ...`).
+   */
+  watchRefusal(call: AnyCall, key: Buffer, rangeEnd: Buffer): string | undefined {
     try {
       this.read(this.info(call), key, rangeEnd);
-      return true;
-    } catch {
-      return false;
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof EtcdError)) throw err;
+      return `rpc error: code = ${CODE_NAMES[err.code] ?? 'Unknown'} desc = ${err.message}`;
     }
   }
 }

@@ -76,7 +76,7 @@ export class EtcdGrpcServer {
     // Range (etcd 3.4's interceptor), and every service goes through the auth guard (etcd's permission checks;
     // with client cert auth the certificate's common name is the user when a request carries no token).
     const guard = new AuthGuard(server, (peer) => (options.tls?.clientCertAuth ? this.frontDoor?.peerCommonName(peer) : undefined));
-    const watchOptions: WatchOptions = { ...options, watchPermitted: (call, key, rangeEnd) => guard.watchPermitted(call, key, rangeEnd) };
+    const watchOptions: WatchOptions = { ...options, watchRefusal: (call, key, rangeEnd) => guard.watchRefusal(call, key, rangeEnd) };
     const add = (name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth', handlers: Record<string, unknown>) => {
       const definition = serviceDefinition(name);
       const guarded = learnerGuard(server, name, handlers, log) as Record<string, Function>;

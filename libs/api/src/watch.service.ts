@@ -10,8 +10,8 @@ const FILTER_NODELETE = 1;
 export interface WatchOptions {
   /** how often watchers created with progress_notify hear the current revision (etcd: 10 minutes). */
   progressIntervalMs?: number;
-  /** Whether the stream's user may watch [key, rangeEnd) (the auth guard); a refusal cancels the watcher as etcd does. */
-  watchPermitted?: (call: grpc.ServerDuplexStream<PbWatchRequest, object>, key: Buffer, rangeEnd: Buffer) => boolean;
+  /** Why the stream's user may not watch [key, rangeEnd) (the auth guard), or undefined; a refusal cancels the watcher as etcd does. */
+  watchRefusal?: (call: grpc.ServerDuplexStream<PbWatchRequest, object>, key: Buffer, rangeEnd: Buffer) => string | undefined;
 }
 
 interface StreamWatcher {
@@ -73,9 +73,8 @@ class WatchSession {
     } else if (this.watchers.has(id)) {
       return rejected('mvcc: duplicate watch ID provided on the WatchStream');
     }
-    if (this.options.watchPermitted && !this.options.watchPermitted(this.call, key, rangeEnd)) {
-      return rejected('rpc error: code = PermissionDenied desc = etcdserver: permission denied');
-    }
+    const refusal = this.options.watchRefusal?.(this.call, key, rangeEnd);
+    if (refusal !== undefined) return rejected(refusal);
     const isFromKey = rangeEnd.length === 1 && rangeEnd[0] === 0;
     if (rangeEnd.length > 0 && !isFromKey && Buffer.compare(key, rangeEnd) >= 0) {
       return rejected('mvcc: watcher range is empty');

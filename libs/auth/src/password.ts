@@ -1,4 +1,4 @@
-import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 
 /**
  * Password hashing with scrypt (memory-hard, in node's crypto; runs on the libuv pool, never on the event loop).
@@ -11,14 +11,34 @@ export interface ScryptCost {
   p: number;
 }
 
-export const DEFAULT_COST: ScryptCost = { N: 1 << 15, r: 8, p: 1 };
+export const DEFAULT_COST: ScryptCost = { N: 1 << 14, r: 8, p: 1 };
 const KEY_BYTES = 32;
 
+/**
+ * One hash at a time: scrypt runs on libuv's small thread pool, which the WAL's fsyncs share; a burst of
+ * logins must queue here rather than stall every write.
+ */
+let lane: Promise<unknown> = Promise.resolve();
+
 function derive(password: string, salt: Buffer, cost: ScryptCost): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    scrypt(password, salt, KEY_BYTES, { ...cost, maxmem: 256 * cost.N * cost.r + 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key)));
-  });
+  const run = (): Promise<Buffer> =>
+    new Promise((resolve, reject) => {
+      scrypt(password, salt, KEY_BYTES, { ...cost, maxmem: 256 * cost.N * cost.r + 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key)));
+    });
+  const result = lane.then(run, run);
+  lane = result.catch(() => undefined);
+  return result;
 }
+
+/**
+ * Recently verified (record, password) pairs, as an HMAC under a key that lives only in this process: a client
+ * that logs in again with the right password skips the hash; every wrong guess still pays it in full.
+ */
+const verifiedKey = randomBytes(32);
+const verified = new Map<string, number>();
+const VERIFIED_MAX = 1024;
+const VERIFIED_TTL_MS = 5 * 60_000;
+const verifiedTag = (password: string, encoded: string) => createHmac('sha256', verifiedKey).update(encoded).update('\0').update(password).digest('base64');
 
 export async function hashPassword(password: string, cost: ScryptCost = DEFAULT_COST): Promise<string> {
   const salt = randomBytes(16);
@@ -31,6 +51,21 @@ let decoy: Promise<string> | undefined;
 
 /** True when `password` matches `encoded`; `undefined` (no such user, or a no-password user) still costs a hash. */
 export async function verifyPassword(password: string, encoded: string | undefined): Promise<boolean> {
+  if (encoded !== undefined) {
+    const tag = verifiedTag(password, encoded);
+    const until = verified.get(tag);
+    if (until !== undefined && until > Date.now()) return true;
+    const ok = await verifyByHash(password, encoded);
+    if (ok) {
+      if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value!);
+      verified.set(tag, Date.now() + VERIFIED_TTL_MS);
+    }
+    return ok;
+  }
+  return verifyByHash(password, undefined);
+}
+
+async function verifyByHash(password: string, encoded: string | undefined): Promise<boolean> {
   const target = encoded ?? (await (decoy ??= hashPassword(randomBytes(12).toString('hex'))));
   const parts = target.split('$');
   if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
