@@ -18,7 +18,7 @@ const json = (res: http.ServerResponse, status: number, body: unknown) => {
 
 /**
  * The HTTP/1.1 side of the client port (the front door hands it every connection that is not HTTP/2):
- * /metrics, /health and /version, as etcd serves them next to gRPC.
+ * /metrics, /health and /version, the v3 JSON gateway and (with --enable-v2) the v2 API, as etcd serves them next to gRPC.
  */
 export class HttpGateway {
   private readonly httpServer: http.Server;
