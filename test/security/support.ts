@@ -91,6 +91,8 @@ export function tlsFlags(ca: string | undefined, pair?: CertPair): string[] {
 export interface TlsServer {
   kind: ServerKind;
   endpoint: string;
+  clientPort: number;
+  peerPort: number;
   dataDir: string;
   logs(): string;
   stop(): Promise<void>;
@@ -101,10 +103,12 @@ export interface TlsServer {
  * otherwise) and waits until `etcdctl endpoint health` with `readyFlags` succeeds.
  */
 export async function startTlsServer(
-  kind: ServerKind, flags: string[], readyFlags: string[], options: { scheme?: 'http' | 'https'; name?: string } = {},
+  kind: ServerKind, flags: string[], readyFlags: string[],
+  options: { scheme?: 'http' | 'https'; name?: string; dataDir?: string; clientPort?: number; peerPort?: number } = {},
 ): Promise<TlsServer> {
-  const [clientPort, peerPort] = [await freePort(), await freePort()];
-  const dataDir = mkdtempSync(join(tmpdir(), `sec-${kind}-`));
+  const clientPort = options.clientPort ?? (await freePort());
+  const peerPort = options.peerPort ?? (await freePort());
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), `sec-${kind}-`));
   const scheme = options.scheme ?? 'https';
   const client = `${scheme}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
@@ -126,6 +130,8 @@ export async function startTlsServer(
   const server: TlsServer = {
     kind,
     endpoint: client,
+    clientPort,
+    peerPort,
     dataDir,
     logs: () => log,
     async stop() {
@@ -135,7 +141,7 @@ export async function startTlsServer(
         await exit;
         clearTimeout(t);
       }
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
   const deadline = Date.now() + 30_000;

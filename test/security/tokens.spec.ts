@@ -4,8 +4,12 @@
  * deleted user or of a user whose password changed are refused with etcd's errors.
  */
 import * as grpc from '@grpc/grpc-js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadEtcdProto } from '@nestcd/api';
 import { Etcdctl, ServerHandle, sleep, startEtcd, startNestcd } from '../support';
+import { startTlsServer } from './support';
 
 jest.setTimeout(60_000);
 
@@ -147,5 +151,41 @@ describe('security: tokens and passwords (etcd vs nestcd)', () => {
       return (await call(s.auth, 'Authenticate', { name: 'alice', password: 'alicepw' })).outcome;
     });
     expect(outcomes).toEqual({ code: grpc.status.FAILED_PRECONDITION, details: 'etcdserver: authentication is not enabled' });
+  });
+});
+
+describe('security: the auth store survives a restart (nestcd)', () => {
+  it('users, roles and auth enable come back from the data dir (WAL and snapshots); tokens do not', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'sec-restart-'));
+    const flags = ['--snapshot-count=5'];
+    let server = await startTlsServer('nestcd', flags, [], { scheme: 'http', dataDir });
+    try {
+      const ctl = new Etcdctl(server.endpoint);
+      for (const args of [['user', 'add', 'root:rootpw'], ['user', 'grant-role', 'root', 'root'], ['role', 'add', 'r'],
+        ['role', 'grant-permission', 'r', 'read', 'k'], ['user', 'add', 'dave:davepw'], ['user', 'grant-role', 'dave', 'r'], ['auth', 'enable']]) {
+        await ctl.run(args);
+      }
+      const { etcdserverpb } = loadEtcdProto();
+      const authClient = (port: number) => new etcdserverpb.Auth(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as never as grpc.Client & Record<string, Function>;
+      let auth = authClient(server.clientPort);
+      const token = (await call(auth, 'Authenticate', { name: 'dave', password: 'davepw' })).res.token as string;
+      auth.close();
+      await server.stop();
+      // with auth on, `endpoint health` needs a user (as with etcd)
+      server = await startTlsServer('nestcd', flags, ['--user=root:rootpw'], { scheme: 'http', dataDir, clientPort: server.clientPort, peerPort: server.peerPort });
+      const after = new Etcdctl(server.endpoint);
+      expect((await after.run(['get', 'k'])).stderr).toMatch(/etcdserver: user name is empty/);
+      expect(await after.ok(['--user=root:rootpw', 'user', 'list'])).toBe('dave\nroot\n');
+      expect(await after.ok(['--user=root:rootpw', 'role', 'get', 'r'])).toBe('Role r\nKV Read:\n\tk\nKV Write:\n');
+      const kv = new (loadEtcdProto().etcdserverpb.KV)(`127.0.0.1:${server.clientPort}`, grpc.credentials.createInsecure()) as never as grpc.Client & Record<string, Function>;
+      expect((await call(kv, 'Range', { key: Buffer.from('k') }, token)).outcome).toEqual({ code: grpc.status.UNAUTHENTICATED, details: 'etcdserver: invalid auth token' });
+      kv.close();
+      auth = authClient(server.clientPort);
+      expect((await call(auth, 'Authenticate', { name: 'dave', password: 'davepw' })).outcome).toEqual({ ok: true });
+      auth.close();
+    } finally {
+      await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

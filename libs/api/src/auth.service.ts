@@ -42,7 +42,7 @@ export function authHandlers(server: EtcdServer, guard: AuthGuard, log?: (msg: s
       const ok = await verifyPassword(req.password ?? '', user?.noPassword ? undefined : user?.hash);
       if (!ok) throw AuthErrors.authFailed();
       const token = newSimpleToken(auth().nextTokenSeq());
-      await propose({ op: 'authenticate', name: req.name, token });
+      await propose({ op: 'authenticate', name: req.name, token, issuedAt: Date.now() });
       return { ...header(), token };
     },
     UserAdd: change(async (req: { name: string; password: string; options?: { noPassword?: boolean } }, actor) => {

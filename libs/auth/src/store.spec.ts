@@ -90,6 +90,11 @@ describe('AuthStore', () => {
     expect(message(() => s.authInfo('other'))).toBe('etcdserver: invalid auth token');
     now += 101;
     expect(message(() => s.authInfo('t1'))).toBe('etcdserver: invalid auth token');
+    // replaying an old login (a restart) brings no token back; a fresh one counts from when it was issued
+    apply(s, { op: 'authenticate', name: 'root', token: 't2', issuedAt: now - 150 });
+    expect(message(() => s.authInfo('t2'))).toBe('etcdserver: invalid auth token');
+    apply(s, { op: 'authenticate', name: 'root', token: 't3', issuedAt: now - 50 });
+    expect(s.authInfo('t3')).toEqual({ user: 'root' });
 
     const copy = new AuthStore();
     copy.restore(s.snapshot());

@@ -44,7 +44,7 @@ export const AuthCommandSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('roleDelete'), actor, role: z.string() }),
   z.object({ op: z.literal('roleGrantPermission'), actor, name: z.string(), perm: permSchema }),
   z.object({ op: z.literal('roleRevokePermission'), actor, role: z.string(), key: b64, rangeEnd: b64 }),
-  z.object({ op: z.literal('authenticate'), name: z.string(), token: z.string() }),
+  z.object({ op: z.literal('authenticate'), name: z.string(), token: z.string(), issuedAt: z.number().optional() }),
 ]);
 export type AuthCommand = z.input<typeof AuthCommandSchema>;
 type ParsedCommand = z.output<typeof AuthCommandSchema>;
@@ -173,7 +173,7 @@ export class AuthStore {
       case 'authenticate':
         if (!this.enabled) throw AuthErrors.authNotEnabled();
         if (!this.users.has(cmd.name)) throw AuthErrors.authFailed();
-        this.tokens.add(cmd.token, cmd.name);
+        this.tokens.add(cmd.token, cmd.name, cmd.issuedAt);
         return cmd.token;
     }
   }

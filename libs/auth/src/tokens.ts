@@ -15,11 +15,22 @@ export function newSimpleToken(seq: number): string {
  */
 export class SimpleTokens {
   private readonly tokens = new Map<string, { user: string; expiresAt: number }>();
+  /** When this member started: tokens are in memory, so one issued before is unknown here (as after an etcd restart). */
+  private readonly since: number;
 
-  constructor(public ttlMs = 300_000, private readonly clock: () => number = Date.now) {}
+  constructor(public ttlMs = 300_000, private readonly clock: () => number = Date.now) {
+    this.since = clock();
+  }
 
-  add(token: string, user: string): void {
-    this.tokens.set(token, { user, expiresAt: this.clock() + this.ttlMs });
+  /**
+   * Registers a token issued at `issuedAt` (default now). Replaying the log after a restart must not bring
+   * old tokens back: one issued before this member started, or already past its TTL, is not kept.
+   */
+  add(token: string, user: string, issuedAt = this.clock()): void {
+    if (issuedAt < this.since) return;
+    const expiresAt = Math.min(issuedAt, this.clock()) + this.ttlMs;
+    if (expiresAt <= this.clock()) return;
+    this.tokens.set(token, { user, expiresAt });
   }
 
   /** The token's user, or undefined when unknown or expired. */
