@@ -4,6 +4,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { EtcdServer } from '@nestcd/server';
 import { EventEmitter } from 'node:events';
 import type * as http from 'node:http';
+import { AuthGuard } from '../auth-guard';
+import { authHandlers } from '../auth.service';
 import { toServiceError, UnaryHandler } from '../errors';
 import { kvHandlers } from '../kv.service';
 import { leaseHandlers } from '../lease.service';
@@ -56,11 +58,15 @@ export class V3Gateway {
   private readonly endpoints = new Map<string, Endpoint>();
 
   constructor(private readonly server: EtcdServer, log?: (msg: string) => void) {
-    const kv = kvHandlers(server, log);
-    const lease = leaseHandlers(server, log);
-    const cluster = clusterHandlers(server, log);
-    const maintenance = maintenanceHandlers(server, log);
-    const watch = watchHandlers(server);
+    // The same permission checks as the gRPC services: the caller is whoever the Authorization header's token
+    // names (etcd's gateway passes that header on as the token).
+    const guard = new AuthGuard(server);
+    const kv = guard.wrap('KV', kvHandlers(server, log));
+    const lease = guard.wrap('Lease', leaseHandlers(server, log));
+    const cluster = guard.wrap('Cluster', clusterHandlers(server, log));
+    const maintenance = guard.wrap('Maintenance', maintenanceHandlers(server, log));
+    const watch = watchHandlers(server, { watchRefusal: (call, key, rangeEnd) => guard.watchRefusal(call, key, rangeEnd) });
+    const auth = authHandlers(server, guard, log);
     const add = (path: string, kind: Kind, handler: Endpoint['handler'], req: string, res: string) =>
       this.endpoints.set(path, { kind, handler, requestType: req, responseType: res });
     add('kv/range', 'unary', kv.Range, 'RangeRequest', 'RangeResponse');
@@ -88,6 +94,22 @@ export class V3Gateway {
     add('maintenance/hash', 'unary', maintenance.Hash, 'HashRequest', 'HashResponse');
     add('maintenance/snapshot', 'serverStream', maintenance.Snapshot, 'SnapshotRequest', 'SnapshotResponse');
     add('maintenance/transfer-leadership', 'unary', maintenance.MoveLeader, 'MoveLeaderRequest', 'MoveLeaderResponse');
+    add('auth/enable', 'unary', auth.AuthEnable, 'AuthEnableRequest', 'AuthEnableResponse');
+    add('auth/disable', 'unary', auth.AuthDisable, 'AuthDisableRequest', 'AuthDisableResponse');
+    add('auth/authenticate', 'unary', auth.Authenticate, 'AuthenticateRequest', 'AuthenticateResponse');
+    add('auth/user/add', 'unary', auth.UserAdd, 'AuthUserAddRequest', 'AuthUserAddResponse');
+    add('auth/user/get', 'unary', auth.UserGet, 'AuthUserGetRequest', 'AuthUserGetResponse');
+    add('auth/user/list', 'unary', auth.UserList, 'AuthUserListRequest', 'AuthUserListResponse');
+    add('auth/user/delete', 'unary', auth.UserDelete, 'AuthUserDeleteRequest', 'AuthUserDeleteResponse');
+    add('auth/user/changepw', 'unary', auth.UserChangePassword, 'AuthUserChangePasswordRequest', 'AuthUserChangePasswordResponse');
+    add('auth/user/grant', 'unary', auth.UserGrantRole, 'AuthUserGrantRoleRequest', 'AuthUserGrantRoleResponse');
+    add('auth/user/revoke', 'unary', auth.UserRevokeRole, 'AuthUserRevokeRoleRequest', 'AuthUserRevokeRoleResponse');
+    add('auth/role/add', 'unary', auth.RoleAdd, 'AuthRoleAddRequest', 'AuthRoleAddResponse');
+    add('auth/role/get', 'unary', auth.RoleGet, 'AuthRoleGetRequest', 'AuthRoleGetResponse');
+    add('auth/role/list', 'unary', auth.RoleList, 'AuthRoleListRequest', 'AuthRoleListResponse');
+    add('auth/role/delete', 'unary', auth.RoleDelete, 'AuthRoleDeleteRequest', 'AuthRoleDeleteResponse');
+    add('auth/role/grant', 'unary', auth.RoleGrantPermission, 'AuthRoleGrantPermissionRequest', 'AuthRoleGrantPermissionResponse');
+    add('auth/role/revoke', 'unary', auth.RoleRevokePermission, 'AuthRoleRevokePermissionRequest', 'AuthRoleRevokePermissionResponse');
   }
 
   /** Answers the request when its path is a gateway route; false when it is not. */
@@ -133,14 +155,14 @@ export class V3Gateway {
     }
     const responseType = messageType(endpoint.responseType);
     if (endpoint.kind === 'unary') {
-      (endpoint.handler as UnaryHandler)({ request } as grpc.ServerUnaryCall<object, object>, (err, value) => {
+      (endpoint.handler as UnaryHandler)({ request, ...callContext(req) } as grpc.ServerUnaryCall<object, object>, (err, value) => {
         if (err) return sendError(res, err);
         sendJson(res, 200, toProtoJson(responseType, value));
       });
       return;
     }
     const call = new StreamCall(res, responseType);
-    Object.assign(call, { request });
+    Object.assign(call, { request, ...callContext(req) });
     endpoint.handler(call);
   }
 
@@ -182,12 +204,21 @@ export class V3Gateway {
       if (isKeepAlive) call.endAfter(requests);
     });
     res.on('close', () => call.emit('cancelled'));
+    Object.assign(call, callContext(req));
     endpoint.handler(call);
   }
 
   get routes(): string[] {
     return [...this.endpoints.keys()];
   }
+}
+
+/** What the auth guard reads of a call: the token (etcd's gateway takes it from the Authorization header) and the peer. */
+function callContext(req: http.IncomingMessage): { metadata: grpc.Metadata; getPeer: () => string } {
+  const metadata = new grpc.Metadata();
+  const token = req.headers.authorization;
+  if (token) metadata.set('token', token);
+  return { metadata, getPeer: () => `${req.socket.remoteAddress}:${req.socket.remotePort}` };
 }
 
 /** The part of grpc-js's server stream the handlers use, written to an HTTP response as `{"result":...}` lines. */
