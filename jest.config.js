@@ -14,6 +14,6 @@ module.exports = {
     }],
   },
   transformIgnorePatterns: ['/node_modules/(?!(p-queue|p-timeout|eventemitter3)/)'],
-  moduleNameMapper: { '^@nestcd/(\\w+)(|/.*)$': '<rootDir>/libs/$1/src$2' },
+  moduleNameMapper: { '^@nestcd/recipes(|/.*)$': '<rootDir>/recipes/src$1', '^@nestcd/(\\w+)(|/.*)$': '<rootDir>/libs/$1/src$2' },
   testTimeout: 30000,
 };

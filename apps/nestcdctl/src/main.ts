@@ -1,124 +1,117 @@
-import * as grpc from '@grpc/grpc-js';
-import { loadEtcdProto } from '@nestcd/api';
-import { parseConfig } from '@nestcd/config';
-import { CLUSTER_VERSION, restoreSnapshot, SERVER_VERSION } from '@nestcd/server';
-import { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+// nestcdctl: etcdctl v3's commands, flags, ETCDCTL_* variables, output formats and exit codes, against nestcd
+// or real etcd, plus `check perf`, `tree` and shell completion.
+// @nestcd/server and @nestcd/config are loaded only by the commands that need them (version, snapshot restore):
+// loading the server costs a second of start-up on every other command.
+type ServerLib = typeof import('./server-lib');
+const serverLib = (): ServerLib => require('./server-lib') as ServerLib;
+import { Command, CommanderError, Option } from 'commander';
+import { Cli } from './cli';
+import { registerCluster } from './commands/cluster';
+import { registerConcurrency } from './commands/concurrency';
+import { registerExtras } from './commands/extras';
+import { registerKv } from './commands/kv';
+import { registerLease } from './commands/lease';
+import { registerWatch } from './commands/watch';
+import { CtlError, errorText, ExitCode } from './context';
 
-// A first nestcdctl: the everyday key commands with etcdctl's output format. It grows in its own issue.
+/** Global flags and the environment variable each falls back to, as etcdctl's. */
+const GLOBALS: { flags: string; env: string; desc: string; def?: string; bool?: boolean }[] = [
+  { flags: '--endpoints <list>', env: 'ETCDCTL_ENDPOINTS', desc: 'gRPC endpoints', def: '127.0.0.1:2379' },
+  { flags: '--dial-timeout <duration>', env: 'ETCDCTL_DIAL_TIMEOUT', desc: 'dial timeout for client connections', def: '2s' },
+  { flags: '--command-timeout <duration>', env: 'ETCDCTL_COMMAND_TIMEOUT', desc: 'timeout for short running command (excluding dial timeout)', def: '5s' },
+  { flags: '-w, --write-out <format>', env: 'ETCDCTL_WRITE_OUT', desc: 'set the output format (fields, json, simple, table)', def: 'simple' },
+  { flags: '--hex', env: 'ETCDCTL_HEX', desc: 'print byte strings as hex encoded strings', bool: true },
+  { flags: '--user <user>', env: 'ETCDCTL_USER', desc: 'username[:password] for authentication (prompt if password is not supplied)' },
+  { flags: '--password <password>', env: 'ETCDCTL_PASSWORD', desc: 'password for authentication (if this option is used, --user option shouldn\'t include password)' },
+  { flags: '--cacert <file>', env: 'ETCDCTL_CACERT', desc: 'verify certificates of TLS-enabled secure servers using this CA bundle' },
+  { flags: '--cert <file>', env: 'ETCDCTL_CERT', desc: 'identify secure client using this TLS certificate file' },
+  { flags: '--key <file>', env: 'ETCDCTL_KEY', desc: 'identify secure client using this TLS key file' },
+  { flags: '--insecure-skip-tls-verify', env: 'ETCDCTL_INSECURE_SKIP_TLS_VERIFY', desc: 'skip server certificate verification', bool: true },
+  { flags: '--insecure-transport', env: 'ETCDCTL_INSECURE_TRANSPORT', desc: 'disable transport security for client connections', bool: true },
+  { flags: '--keepalive-time <duration>', env: 'ETCDCTL_KEEPALIVE_TIME', desc: 'keepalive time for client connections', def: '2s' },
+  { flags: '--keepalive-timeout <duration>', env: 'ETCDCTL_KEEPALIVE_TIMEOUT', desc: 'keepalive timeout for client connections', def: '6s' },
+  { flags: '--debug', env: 'ETCDCTL_DEBUG', desc: 'enable client-side debug logging', bool: true },
+];
 
-type Client = grpc.Client & Record<string, (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => void>;
-
-// grpc-js names IP targets in the TLS ServerName, which node flags as deprecated; that is not for CLI users.
-process.noDeprecation = true;
-
-/** etcdctl's default --command-timeout. */
-const COMMAND_TIMEOUT_MS = 5000;
-
-interface GlobalOptions {
-  endpoints: string;
-  user?: string;
-  password?: string;
-  cacert?: string;
-  cert?: string;
-  key?: string;
-  insecureSkipTlsVerify?: boolean;
-}
-
-/** etcdctl's connection flags: https:// endpoints or --cacert/--cert/--key mean TLS; --user authenticates first. */
-async function connect(service: 'KV'): Promise<{ client: Client; metadata: grpc.Metadata }> {
-  const o = program.opts<GlobalOptions>();
-  const raw = o.endpoints.split(',')[0].trim();
-  const secure = raw.startsWith('https://') || Boolean(o.cacert || o.cert);
-  const target = raw.replace(/^https?:\/\//, '');
-  const file = (f?: string) => (f ? readFileSync(f) : null);
-  const credentials = secure
-    ? grpc.credentials.createSsl(file(o.cacert), file(o.key), file(o.cert), { rejectUnauthorized: !o.insecureSkipTlsVerify })
-    : grpc.credentials.createInsecure();
-  const proto = loadEtcdProto().etcdserverpb;
-  const metadata = new grpc.Metadata();
-  if (o.user) {
-    const colon = o.user.indexOf(':');
-    const name = colon < 0 ? o.user : o.user.slice(0, colon);
-    const password = colon < 0 ? (o.password ?? '') : o.user.slice(colon + 1);
-    const auth = new proto.Auth(target, credentials) as unknown as Client;
-    try {
-      const res = await call<{ token: string }>(auth, 'Authenticate', { name, password });
-      metadata.set('token', res.token);
-    } catch (err) {
-      // etcd's clients go on without a token when auth is off
-      if (!/authentication is not enabled/.test((err as grpc.ServiceError).details ?? '')) throw err;
-    } finally {
-      auth.close();
+/** pflag's boolean flags take `--flag=true|false`; commander's don't, so those are rewritten first. */
+export function normalizeArgv(argv: string[]): string[] {
+  const outArgs: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') {
+      outArgs.push(...argv.slice(i));
+      break;
     }
-  }
-  return { client: new proto[service](target, credentials) as unknown as Client, metadata };
-}
-
-async function kv<T>(method: string, req: object): Promise<T> {
-  const { client, metadata } = await connect('KV');
-  return call<T>(client, method, req, metadata);
-}
-
-function call<T>(client: Client, method: string, req: object, md = new grpc.Metadata()): Promise<T> {
-  return new Promise((resolve, reject) =>
-    client[method](req, md, { deadline: Date.now() + COMMAND_TIMEOUT_MS }, (err, res) => (err ? reject(err) : resolve(res as T))),
-  );
-}
-
-/** The key right after every key with this prefix, as etcd's clients compute it. */
-function prefixEnd(key: Buffer): Buffer {
-  const end = Buffer.from(key);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i] < 0xff) {
-      end[i]++;
-      return end.subarray(0, i + 1);
+    const m = /^(--[a-z][a-z0-9-]*)=(true|false)$/.exec(a);
+    if (m && BOOLEAN_FLAGS.has(m[1])) {
+      if (m[2] === 'true') outArgs.push(m[1]);
+      continue;
     }
+    outArgs.push(a);
   }
-  return Buffer.from([0]);
+  return outArgs;
 }
 
-const program = new Command('nestcdctl')
-  .description('A command line client for nestcd and etcd (v3 API)')
-  .option('--endpoints <list>', 'gRPC endpoints', process.env.ETCDCTL_ENDPOINTS ?? '127.0.0.1:2379')
-  .option('--user <name[:password]>', 'username[:password] for authentication', process.env.ETCDCTL_USER)
-  .option('--password <password>', 'password for authentication (if this option is used, --user option shouldn\'t include password)', process.env.ETCDCTL_PASSWORD)
-  .option('--cacert <file>', 'verify certificates of TLS-enabled secure servers using this CA bundle', process.env.ETCDCTL_CACERT)
-  .option('--cert <file>', 'identify secure client using this TLS certificate file', process.env.ETCDCTL_CERT)
-  .option('--key <file>', 'identify secure client using this TLS key file', process.env.ETCDCTL_KEY)
-  .option('--insecure-skip-tls-verify', 'skip server certificate verification')
-  .showHelpAfterError();
+const BOOLEAN_FLAGS = new Set([
+  '--prefix', '--from-key', '--keys-only', '--print-value-only', '--prev-kv', '--ignore-value', '--ignore-lease', '--hex',
+  '--physical', '--keys', '--once', '--interactive', '--cluster', '--learner', '--listen', '--debug', '--insecure-skip-tls-verify',
+  '--insecure-transport', '--insecure-discovery',
+]);
 
-program.command('version').description('Prints the version of nestcdctl').action(() => {
-  process.stdout.write(`nestcdctl version: ${SERVER_VERSION}\nAPI version: ${CLUSTER_VERSION.split('.').slice(0, 2).join('.')}\n`);
-});
+/** etcdctl 3.4 refuses a flag that is also set through its ETCDCTL_* variable. */
+function conflictingEnv(argv: string[]): string | undefined {
+  for (const g of GLOBALS) {
+    const long = /--[a-z-]+/.exec(g.flags)![0];
+    if (process.env[g.env] !== undefined && argv.some((a) => a === long || a.startsWith(`${long}=`))) return g.env;
+  }
+  return undefined;
+}
 
-program.command('put <key> <value>').description('Puts the given key into the store').action(async (key: string, value: string) => {
-  await kv('Put', { key: Buffer.from(key), value: Buffer.from(value) });
-  process.stdout.write('OK\n');
-});
+function envBool(v: string | undefined): boolean | undefined {
+  if (v === undefined) return undefined;
+  return ['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v);
+}
 
-program.command('get <key>').option('--prefix', 'Get keys with matching prefix')
-  .description('Gets the key or a range of keys')
-  .action(async (key: string, opts: { prefix?: boolean }) => {
-    const k = Buffer.from(key);
-    const res = await kv<{ kvs: { key: Buffer; value: Buffer }[] }>('Range', {
-      key: k,
-      rangeEnd: opts.prefix ? prefixEnd(k) : Buffer.alloc(0),
-    });
-    for (const kv of res.kvs) process.stdout.write(`${kv.key.toString()}\n${kv.value.toString()}\n`);
+export function buildProgram(): { program: Command; cli: Cli } {
+  const program = new Command('nestcdctl')
+    .description('A simple command line client for etcd3 and nestcd.')
+    .usage('[global options] command [command options] [arguments...]')
+    .helpOption('-h, --help', 'help for nestcdctl')
+    .allowExcessArguments();
+  for (const g of GLOBALS) {
+    const opt = new Option(g.flags, g.desc);
+    const fromEnv = process.env[g.env];
+    if (g.bool) {
+      const v = envBool(fromEnv);
+      if (v) opt.default(true);
+    } else if (fromEnv !== undefined) opt.default(fromEnv);
+    else if (g.def !== undefined) opt.default(g.def);
+    program.addOption(opt);
+  }
+  const cli = new Cli(program);
+
+  program.command('version').summary('Prints the version of nestcdctl').action(() => {
+    const { SERVER_VERSION, CLUSTER_VERSION } = serverLib();
+    process.stdout.write(`nestcdctl version: ${SERVER_VERSION}\nAPI version: ${CLUSTER_VERSION.split('.').slice(0, 2).join('.')}\n`);
   });
+  registerKv(program, cli);
+  registerWatch(program, cli);
+  registerLease(program, cli);
+  registerCluster(program, cli);
+  registerSnapshotRestore(program);
+  registerConcurrency(program, cli);
+  registerExtras(program, cli);
 
-program.command('del <key>').option('--prefix', 'delete keys with matching prefix')
-  .description('Removes the specified key or range of keys')
-  .action(async (key: string, opts: { prefix?: boolean }) => {
-    const k = Buffer.from(key);
-    const res = await kv<{ deleted: string }>('DeleteRange', {
-      key: k,
-      rangeEnd: opts.prefix ? prefixEnd(k) : Buffer.alloc(0),
-    });
-    process.stdout.write(`${res.deleted}\n`);
-  });
+  // Every command: errors come back to us (no commander exit), output like cobra's.
+  const configure = (c: Command) => {
+    c.exitOverride();
+    c.configureOutput({ writeErr: () => undefined });
+    c.allowExcessArguments();
+    c.commands.forEach(configure);
+  };
+  configure(program);
+  return { program, cli };
+}
 
 /** A one-line progress bar on a terminal; nothing when piped. */
 function progressBar(step: string, done: number, total: number): void {
@@ -129,33 +122,88 @@ function progressBar(step: string, done: number, total: number): void {
   if (done === total) process.stderr.write('\n');
 }
 
-const snapshot = program.command('snapshot').description('Manages nestcd node snapshots');
-snapshot.command('restore <file>')
-  .description('Restores a nestcd member snapshot (from `snapshot save`) to a new data directory')
-  .option('--data-dir <dir>', 'Path to the data directory (default: <name>.nestcd)')
-  .option('--wal-dir <dir>', 'Path to the WAL directory (default: data-dir/member/wal)')
-  .option('--name <name>', 'Human-readable name for this member', 'default')
-  .option('--initial-cluster <list>', 'Initial cluster configuration for restore bootstrap')
-  .option('--initial-cluster-token <token>', 'Initial cluster token for the cluster during restore bootstrap', 'etcd-cluster')
-  .option('--initial-advertise-peer-urls <urls>', "List of this member's peer URLs to advertise", 'http://localhost:2380')
-  .action(async (file: string, opts: Record<string, string | undefined>) => {
-    const argv: string[] = ['--name', opts.name!, '--initial-cluster-token', opts.initialClusterToken!, '--initial-advertise-peer-urls', opts.initialAdvertisePeerUrls!];
-    if (opts.dataDir) argv.push('--data-dir', opts.dataDir);
-    if (opts.walDir) argv.push('--wal-dir', opts.walDir);
-    if (opts.initialCluster) argv.push('--initial-cluster', opts.initialCluster);
-    const parsed = parseConfig(argv, {});
-    if (parsed.kind !== 'run') throw new Error('unexpected arguments');
-    const r = await restoreSnapshot(file, parsed.config, progressBar);
-    process.stdout.write(
-      `restored snapshot ${file} to ${parsed.config.dataDir}: member ${r.memberId.toString(16)} of cluster ${r.clusterId.toString(16)}, ` +
-        `revision ${r.revision}, ${r.keys} keys\n`,
-    );
-  });
+function registerSnapshotRestore(program: Command): void {
+  const snapshot = program.commands.find((c) => c.name() === 'snapshot')!;
+  snapshot
+    .command('restore <file>')
+    .summary('Restores a nestcd member snapshot (from `snapshot save`) to a new data directory')
+    .option('--data-dir <dir>', 'Path to the data directory (default: <name>.nestcd)')
+    .option('--wal-dir <dir>', 'Path to the WAL directory (default: data-dir/member/wal)')
+    .option('--name <name>', 'Human-readable name for this member', 'default')
+    .option('--initial-cluster <list>', 'Initial cluster configuration for restore bootstrap')
+    .option('--initial-cluster-token <token>', 'Initial cluster token for the cluster during restore bootstrap', 'etcd-cluster')
+    .option('--initial-advertise-peer-urls <urls>', "List of this member's peer URLs to advertise", 'http://localhost:2380')
+    .option('--skip-hash-check', 'Ignore snapshot integrity hash value (accepted for etcdctl compatibility)')
+    .action(async (file: string, opts: Record<string, string | undefined>) => {
+      const argv: string[] = ['--name', opts.name!, '--initial-cluster-token', opts.initialClusterToken!, '--initial-advertise-peer-urls', opts.initialAdvertisePeerUrls!];
+      if (opts.dataDir) argv.push('--data-dir', opts.dataDir);
+      if (opts.walDir) argv.push('--wal-dir', opts.walDir);
+      if (opts.initialCluster) argv.push('--initial-cluster', opts.initialCluster);
+      const parsed = serverLib().parseConfig(argv, {});
+      if (parsed.kind !== 'run') throw new CtlError(ExitCode.BadArgs, 'unexpected arguments');
+      const r = await serverLib().restoreSnapshot(file, parsed.config, progressBar);
+      process.stdout.write(
+        `restored snapshot ${file} to ${parsed.config.dataDir}: member ${r.memberId.toString(16)} of cluster ${r.clusterId.toString(16)}, ` +
+          `revision ${r.revision}, ${r.keys} keys\n`,
+      );
+    });
+}
 
-program.parseAsync(process.argv).then(
-  () => process.exit(0),
-  (err: grpc.ServiceError & Error) => {
-    process.stderr.write(`Error: ${err.details ?? err.message}\n`);
-    process.exit(1);
-  },
-);
+/** Maps commander's parse errors to cobra's words and exit codes. */
+function commanderFailure(err: CommanderError, program: Command): number {
+  if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+  const name = program.name();
+  let msg = err.message.replace(/^error: /, '');
+  let m: RegExpExecArray | null;
+  if ((m = /^unknown option '(-[^-'])([^']*)'/.exec(msg))) msg = `unknown shorthand flag: '${m[1].slice(1)}' in ${m[1]}${m[2]}`;
+  else if ((m = /^unknown option '([^']+)'/.exec(msg))) msg = `unknown flag: ${m[1]}`;
+  else if ((m = /^unknown command '([^']+)'/.exec(msg))) {
+    process.stderr.write(`Error: unknown command ${JSON.stringify(m[1])} for ${JSON.stringify(name)}\nRun '${name} --help' for usage.\n`);
+    process.stderr.write(`Error: unknown command ${JSON.stringify(m[1])} for ${JSON.stringify(name)}\n`);
+    return ExitCode.Error;
+  } else if ((m = /^option '(?:-\w, )?(--[\w-]+)[^']*' argument missing/.exec(msg))) msg = `flag needs an argument: ${m[1]}`;
+  process.stderr.write(`Error: ${msg}\n\nError: ${msg}\n`);
+  return ExitCode.Error;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const userArgs = normalizeArgv(argv.slice(2));
+  const conflict = conflictingEnv(userArgs);
+  if (conflict) {
+    const ts = new Date().toISOString().replace('T', ' ').replace('Z', '').slice(0, 23);
+    process.stderr.write(
+      `${ts}000 C | pkg/flags: conflicting environment variable ${JSON.stringify(conflict)} is shadowed by corresponding command-line flag (either unset environment variable or disable flag)\n`,
+    );
+    return ExitCode.Error;
+  }
+  const { program, cli } = buildProgram();
+  if (userArgs.length === 0) {
+    process.stdout.write(program.helpInformation());
+    return 0;
+  }
+  try {
+    await program.parseAsync(userArgs, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return commanderFailure(err, program);
+    if (err instanceof CtlError) {
+      process.stderr.write(err.usage ? `Error: ${err.message}\n\nError: ${err.message}\n` : `Error: ${err.message}\n`);
+      return err.code;
+    }
+    process.stderr.write(`Error: ${errorText(err)}\n`);
+    return ExitCode.Error;
+  } finally {
+    await cli.close();
+  }
+}
+
+// Runs when loaded as the program (bin/nestcdctl requires this file), not when a test imports buildProgram.
+if (!process.env.NESTCDCTL_NO_MAIN) {
+  main(process.argv).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`Error: ${(err as Error)?.message ?? err}\n`);
+      process.exit(ExitCode.Error);
+    },
+  );
+}

@@ -1,3 +1,7 @@
+// NOTE (client owner): shapes unchanged; only comments were made precise (leaseKeepAliveOnce rejects with
+// NOT_FOUND when the lease is gone). Backends: RemoteClient (this entry), EmbeddedClient ('@nestcd/client/embedded'),
+// RedisClient ('@nestcd/client/redis'); createRemoteClient / createEmbeddedClient / createRedisClient / createClient.
+//
 // The one client interface every backend implements (remote gRPC, embedded engine, Redis) and the only thing
 // recipes and nestcdctl depend on. Shapes follow etcd's v3 API. Keys and values are Buffers; revisions,
 // versions and counts are numbers (they stay far below 2^53); lease, member and cluster IDs are bigint
@@ -236,7 +240,11 @@ export interface KvClient {
   leaseRevoke(id: bigint): Promise<void>;
   leaseTimeToLive(id: bigint, keys?: boolean): Promise<LeaseTimeToLiveResponse>;
   leaseLeases(): Promise<bigint[]>;
-  /** one renewal; resolves with the remaining TTL (<= 0: the lease is gone). */
+  /**
+   * one renewal; resolves with the remaining TTL. Once the lease is gone every backend rejects with ClientError
+   * NOT_FOUND "etcdserver: requested lease not found" (as etcd's own client does); callers may also treat a TTL <= 0
+   * as gone.
+   */
   leaseKeepAliveOnce(id: bigint): Promise<number>;
   /** background renewals every TTL/3 on one shared stream, with loss detected within the TTL. */
   leaseKeepAlive(id: bigint, handlers: KeepAliveHandlers): KeepAlive;

@@ -1,0 +1,2 @@
+export { EmbeddedClient, createEmbeddedClient } from './embedded-client';
+export type { EmbeddedClientOptions } from './embedded-client';

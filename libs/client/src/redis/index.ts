@@ -1,0 +1,2 @@
+export { RedisClient, createRedisClient } from './redis-client';
+export type { RedisClientOptions } from './redis-client';
