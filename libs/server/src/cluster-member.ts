@@ -41,6 +41,7 @@ export class ClusterRaftMember extends RaftMember {
   private publishing?: Promise<void>;
   private readonly peerUrls = new Map<bigint, string>();
   private removedSelf = false;
+  private readonly tickMs: number;
 
   constructor(opts: Omit<RaftMemberOptions, 'transport'>, private readonly cluster: ClusterOptions) {
     let self: ClusterRaftMember | undefined;
@@ -73,6 +74,7 @@ export class ClusterRaftMember extends RaftMember {
     });
     self = this;
     this.transport = transport;
+    this.tickMs = opts.tickMs;
     this.syncPeers();
   }
 
@@ -156,7 +158,7 @@ export class ClusterRaftMember extends RaftMember {
     this.cluster.log?.(REMOVED_MESSAGE);
     setTimeout(() => {
       void this.stop().finally(() => this.cluster.onRemoved?.(REMOVED_MESSAGE));
-    }, 10 * 100).unref();
+    }, 10 * this.tickMs).unref();
   }
 
   private reportUnreachable(id: bigint): void {
