@@ -62,7 +62,7 @@ async function main(): Promise<void> {
       return undefined;
     }
   };
-  const memberId = async (m: Member) => String((await call<{ header: { memberId: string } }>(m.maintenance!, 'Status', {})).header.memberId);
+  const memberId = async (m: Member) => String((await call<{ header: { memberId: string } }>(m.maintenance!, 'Status', {}, 10000)).header.memberId);
 
   const electMs: number[] = [];
   const writeMs: number[] = [];

@@ -83,6 +83,15 @@ describe('a 3-member cluster in one process', () => {
       expect((await s.range({ key: key('k'), rangeEnd: key('l'), countOnly: true })).count).toBe(180);
       expect(s.store.currentRevision).toBe(revision);
     }
+    // Linearizable reads on every member at once, in waves: every member's ReadIndex rounds reach the leader
+    // together, so their contexts must not collide (a duplicate used to be dropped, and its reads hung forever).
+    for (let wave = 0; wave < 5; wave++) {
+      const reads = members.flatMap((s) => Array.from({ length: 50 }, (_, j) => s.range({ key: key(`k${wave % 3}/${j}`) })));
+      const all = Promise.all(reads);
+      const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error(`wave ${wave}: reads hung`)), 5000).unref());
+      const results = (await Promise.race([all, timeout])) as Awaited<typeof all>;
+      expect(results.every((r) => r.kvs.length === 1)).toBe(true);
+    }
     const hashes = members.map((s) => s.hashKV(revision).hash);
     expect(new Set(hashes).size).toBe(1);
 

@@ -43,6 +43,7 @@ export class ClusterRaftMember extends RaftMember {
   private publishing?: Promise<void>;
   private readonly peerUrls = new Map<bigint, string>();
   private removedSelf = false;
+  private readonly tickMs: number;
 
   constructor(opts: Omit<RaftMemberOptions, 'transport'>, private readonly cluster: ClusterOptions) {
     let self: ClusterRaftMember | undefined;
@@ -76,6 +77,7 @@ export class ClusterRaftMember extends RaftMember {
     });
     self = this;
     this.transport = transport;
+    this.tickMs = opts.tickMs;
     this.syncPeers();
   }
 
@@ -159,7 +161,7 @@ export class ClusterRaftMember extends RaftMember {
     this.cluster.log?.(REMOVED_MESSAGE);
     setTimeout(() => {
       void this.stop().finally(() => this.cluster.onRemoved?.(REMOVED_MESSAGE));
-    }, 10 * 100).unref();
+    }, 10 * this.tickMs).unref();
   }
 
   private reportUnreachable(id: bigint): void {

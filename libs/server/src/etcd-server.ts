@@ -312,7 +312,10 @@ export class EtcdServer {
 
   memberList(): Member[] {
     // This member's client URLs are what it advertises now (etcd publishes them on every start).
-    return this.state.members.map((m) => ({ ...m, clientUrls: m.id === this.memberId ? this.config.advertiseClientUrls : m.clientUrls }));
+    // etcd lists members in ID order (RaftCluster.Members sorts them).
+    return this.state.members
+      .map((m) => ({ ...m, clientUrls: m.id === this.memberId ? this.config.advertiseClientUrls : m.clientUrls }))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   /** etcd's AddMember: a new member (not started yet: no name, no client URLs) joins the configuration. */

@@ -232,6 +232,14 @@ async function openDataDir(config: NestcdConfig, mvccOptions: MvccOptions, optio
     }
     storage.setHardState(opened.hardState);
     storage.append(opened.entries);
+    if (state.members.length === 0 && !snapshot && config.initialClusterState === 'existing') {
+      // A joining member stopped before the leader's snapshot reached it: ask the cluster for its members again.
+      const again = await joinExistingCluster(config, log);
+      if (again.memberId === memberId && again.clusterId === clusterId) {
+        state.members = again.members;
+        joined = true;
+      }
+    }
     log?.(
       `recovered member ${memberId.toString(16)} from ${dirs.dataDir}: snapshot at index ${snapshot?.metadata.index ?? 0}, ` +
         `${opened.entries.length} WAL entries, commit ${opened.hardState.commit}`,

@@ -70,6 +70,8 @@ interface PendingProposal {
 
 interface ReadRound {
   ctx: bigint;
+  /** An unanswered round fails its reads with etcd's timeout (the request or answer was lost) and frees the way. */
+  timer?: NodeJS.Timeout;
   waiters: Array<{ resolve: () => void; reject: (e: Error) => void }>;
   /** known once Raft answers the round: serve when applied reaches it. */
   index?: number;
@@ -299,11 +301,16 @@ export class RaftMember implements Proposer {
     if (this.readWaiters.length > 0 && this.readRounds.every((r) => r.index !== undefined)) {
       const round: ReadRound = { ctx: this.nextReadCtx++, waiters: this.readWaiters };
       this.readWaiters = [];
-      const ctx = Buffer.alloc(8);
-      ctx.writeBigUInt64BE(round.ctx);
+      // The leader keys pending read rounds by their context, so it must be unique across members: this
+      // member's ID, then its round counter (rounds of different followers would otherwise collide).
+      const ctx = Buffer.alloc(16);
+      ctx.writeBigUInt64BE(BigInt.asUintN(64, this.opts.id), 0);
+      ctx.writeBigUInt64BE(round.ctx, 8);
       try {
         this.node.readIndex(ctx);
         this.readRounds.push(round);
+        round.timer = setTimeout(() => this.expireReadRound(round), this.opts.requestTimeoutMs);
+        round.timer.unref?.();
       } catch (err) {
         const mapped = this.mapProposalError(err);
         for (const w of round.waiters) w.reject(mapped);
@@ -352,9 +359,13 @@ export class RaftMember implements Proposer {
     if (rd.snapshot) this.installSnapshot(rd.snapshot);
     for (const e of rd.committedEntries) this.applyEntry(e);
     for (const rs of rd.readStates) {
-      const ctx = Buffer.from(rs.requestCtx).readBigUInt64BE(0);
-      const round = this.readRounds.find((r) => r.ctx === ctx);
-      if (round) round.index = rs.index;
+      const ctx = Buffer.from(rs.requestCtx);
+      if (ctx.length !== 16 || ctx.readBigUInt64BE(0) !== BigInt.asUintN(64, this.opts.id)) continue;
+      const round = this.readRounds.find((r) => r.ctx === ctx.readBigUInt64BE(8));
+      if (round && round.index === undefined) {
+        round.index = rs.index;
+        clearTimeout(round.timer);
+      }
     }
     this.node.advance(rd);
     this.serveReads();
@@ -369,7 +380,10 @@ export class RaftMember implements Proposer {
       this.opts.onLeaderChange?.(lead, lead === this.opts.id);
       // Reads waiting on a round the old leader will never answer: fail them so clients retry.
       if (hadLeader) {
-        for (const round of this.readRounds.filter((r) => r.index === undefined)) for (const w of round.waiters) w.reject(Errors.leaderChanged());
+        for (const round of this.readRounds.filter((r) => r.index === undefined)) {
+          clearTimeout(round.timer);
+          for (const w of round.waiters) w.reject(Errors.leaderChanged());
+        }
         this.readRounds = this.readRounds.filter((r) => r.index !== undefined);
       }
     }
@@ -434,6 +448,13 @@ export class RaftMember implements Proposer {
     this.opts.onSnapshotInstalled?.(this.confStateValue);
   }
 
+  private expireReadRound(round: ReadRound): void {
+    if (round.index !== undefined || !this.readRounds.includes(round)) return;
+    this.readRounds = this.readRounds.filter((r) => r !== round);
+    for (const w of round.waiters) w.reject(Errors.timeout());
+    this.schedule();
+  }
+
   private serveReads(): void {
     while (this.readRounds.length > 0) {
       const round = this.readRounds[0];
@@ -485,7 +506,10 @@ export class RaftMember implements Proposer {
       this.pending.delete(id);
       p.reject(err);
     }
-    for (const round of this.readRounds) for (const w of round.waiters) w.reject(err);
+    for (const round of this.readRounds) {
+      clearTimeout(round.timer);
+      for (const w of round.waiters) w.reject(err);
+    }
     for (const w of this.readWaiters) w.reject(err);
     this.readRounds = [];
     this.readWaiters = [];
