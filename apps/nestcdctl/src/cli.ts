@@ -1,7 +1,7 @@
 // What every command gets: resolved global flags, one lazily opened client, the printer, stdin.
-import type { RemoteClient } from '@nestcd/client';
+import { ClientError, type RemoteClient } from '@nestcd/client';
 import { Command } from 'commander';
-import { logTarget, openClient, resolveGlobals, type GlobalOptions, type RawGlobals } from './context';
+import { CtlError, errorText, ExitCode, logTarget, openClient, resolveGlobals, type GlobalOptions, type RawGlobals } from './context';
 import { Printer } from './printers';
 
 export class Cli {
@@ -23,6 +23,26 @@ export class Cli {
     return this.client_;
   }
 
+  /**
+   * Authenticates with --user as clientv3.New does while connecting: refused credentials end the command with
+   * ExitBadConnection; a server without auth refuses the call (logged) and the command runs without a token.
+   */
+  async login(): Promise<void> {
+    const anonymous = openClient({ ...this.globals, user: undefined, password: undefined });
+    this.extra.push(anonymous);
+    const { user, password } = splitUser(this.globals);
+    try {
+      await anonymous.authenticate(user, password);
+    } catch (err) {
+      const text = errorText(err);
+      if (err instanceof ClientError && err.message === AUTH_NOT_ENABLED) {
+        this.client_ ??= anonymous;
+        return;
+      }
+      throw new CtlError(ExitCode.BadConnection, text);
+    }
+  }
+
   /** A client bound to one endpoint (etcdctl opens one per endpoint for maintenance commands). */
   clientFor(endpoint: string): RemoteClient {
     const c = openClient(this.globals, [endpoint]);
@@ -42,6 +62,15 @@ export class Cli {
     const all = [this.client_, ...this.extra].filter((c): c is RemoteClient => !!c);
     await Promise.race([Promise.allSettled(all.map((c) => c.close())), new Promise((r) => setTimeout(r, 500).unref())]);
   }
+}
+
+const AUTH_NOT_ENABLED = 'etcdserver: authentication is not enabled';
+
+/** --user NAME[:PASSWORD] (--password when the colon is missing), as openClient reads it. */
+function splitUser(g: GlobalOptions): { user: string; password: string } {
+  const u = g.user ?? '';
+  const i = u.indexOf(':');
+  return i >= 0 ? { user: u.slice(0, i), password: u.slice(i + 1) } : { user: u, password: g.password ?? '' };
 }
 
 export async function readStdin(): Promise<Buffer> {
