@@ -1,7 +1,8 @@
 // What every command gets: resolved global flags, one lazily opened client, the printer, stdin.
 import { ClientError, type RemoteClient } from '@nestcd/client';
 import { Command } from 'commander';
-import { CtlError, errorText, ExitCode, logTarget, openClient, resolveGlobals, type GlobalOptions, type RawGlobals } from './context';
+import { CtlError, errorText, ExitCode, logTarget, openClient, resolveGlobals, userCredentials, type GlobalOptions, type RawGlobals } from './context';
+import { askPassword } from './password';
 import { Printer } from './printers';
 
 export class Cli {
@@ -28,11 +29,16 @@ export class Cli {
    * ExitBadConnection; a server without auth refuses the call (logged) and the command runs without a token.
    */
   async login(): Promise<void> {
-    const anonymous = openClient({ ...this.globals, user: undefined, password: undefined });
+    const g = this.globals;
+    if (!g.user) return;
+    // `--user NAME` alone: etcdctl asks for the password on the terminal.
+    if (!g.password && !g.user.includes(':')) g.password = await askPassword('Password: ');
+    const creds = userCredentials(g);
+    if (!creds?.user || !creds.password) return;
+    const anonymous = openClient({ ...g, user: undefined, password: undefined });
     this.extra.push(anonymous);
-    const { user, password } = splitUser(this.globals);
     try {
-      await anonymous.authenticate(user, password);
+      await anonymous.authenticate(creds.user, creds.password);
     } catch (err) {
       const text = errorText(err);
       if (err instanceof ClientError && err.message === AUTH_NOT_ENABLED) {
@@ -65,13 +71,6 @@ export class Cli {
 }
 
 const AUTH_NOT_ENABLED = 'etcdserver: authentication is not enabled';
-
-/** --user NAME[:PASSWORD] (--password when the colon is missing), as openClient reads it. */
-function splitUser(g: GlobalOptions): { user: string; password: string } {
-  const u = g.user ?? '';
-  const i = u.indexOf(':');
-  return i >= 0 ? { user: u.slice(0, i), password: u.slice(i + 1) } : { user: u, password: g.password ?? '' };
-}
 
 export async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];

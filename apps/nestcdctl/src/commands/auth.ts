@@ -1,47 +1,12 @@
 // user / role / auth: etcdctl 3.4's auth commands (ctlv3/command/{user,role,auth}_command.go), same words and exit codes.
 import { ClientError, prefixEnd, type PermissionType } from '@nestcd/client';
 import { Command, Option } from 'commander';
-import { spawnSync } from 'node:child_process';
 import type { Cli } from '../cli';
 import { errorText, ExitCode, fail, out } from '../context';
+import { askPassword, readLine } from '../password';
 
 /** clientv3's rpctypes.ErrRootRoleNotExist: `auth enable` then creates the root role and grants it to root. */
 const ROOT_ROLE_MISSING = 'etcdserver: root user does not have root role';
-
-/** Reads stdin one byte at a time up to a newline or EOF (speakeasy's readline: nothing beyond the line is consumed). */
-async function readLine(): Promise<string> {
-  const stdin = process.stdin;
-  const bytes: number[] = [];
-  await new Promise<void>((resolve) => {
-    const finish = () => {
-      stdin.off('readable', onReadable);
-      stdin.off('end', finish);
-      stdin.off('error', finish);
-      resolve();
-    };
-    const onReadable = () => {
-      let chunk: Buffer | null;
-      while ((chunk = stdin.read(1) as Buffer | null) !== null) {
-        if (chunk[0] === 0x0a) return finish();
-        bytes.push(chunk[0]);
-      }
-    };
-    stdin.on('readable', onReadable);
-    stdin.once('end', finish);
-    stdin.once('error', finish);
-  });
-  return Buffer.from(bytes).toString().replace(/\r$/, '');
-}
-
-/** speakeasy.Ask as etcdctl uses it: prompt on stdout, `stty -echo` around the read, a newline after it. */
-async function askPassword(prompt: string): Promise<string> {
-  out(prompt);
-  spawnSync('stty', ['-echo'], { stdio: 'inherit' });
-  const line = await readLine();
-  spawnSync('stty', ['echo'], { stdio: 'inherit' });
-  out('\n');
-  return line;
-}
 
 /** etcdctl's readPasswordInteractive: a password and its confirmation from the terminal. */
 async function readPasswordInteractive(name: string): Promise<string> {
