@@ -248,3 +248,72 @@ describe('nestcdctl golden: bad input and global flags', () => {
     });
   });
 });
+
+// Last in the file: it turns auth on (and off again) on the shared twins.
+describe('nestcdctl golden: auth', () => {
+  it('users, roles, permissions (--prefix, --from-key, ranges), auth enable/disable, --user allowed/denied/wrong password', async () => {
+    const root = '--user=root:rootpw';
+    const r = await g.scenario('auth', async (t) => {
+      try {
+        await t.run(['user', 'add', 'root:rootpw']);
+        await t.run(['user', 'add', 'alice', '--interactive=false'], { stdin: 'pw\n' });
+        // etcdctl asks twice from the terminal (stty complains on a pipe) and refuses different answers.
+        await t.run(['user', 'add', 'bob'], { stdin: 'x\ny\n' });
+        await t.run(['user', 'add', 'carol:c', '-w', 'json']);
+        await t.run(['user', 'add', 'dave', '--no-password', '-w', 'fields']);
+        if (FULL) await t.run(['user', 'get', 'alice']);
+        await t.run(['user', 'list', '-w', 'json']);
+        await t.run(['role', 'add', 'r1']);
+        if (FULL) await t.run(['role', 'add', 'r1']);
+        await t.run(['role', 'grant-permission', 'r1', 'readwrite', '--prefix', 'a/']);
+        await t.run(['role', 'grant-permission', 'r1', 'read', 'b', 'd']);
+        await t.run(['role', 'grant-permission', 'r1', 'write', '--from-key', 'z', '-w', 'json']);
+        await t.run(['role', 'grant-permission', 'r1', 'bogus', 'k']);
+        await t.run(['role', 'grant-permission', 'r1', 'read', 'a', 'b', '--prefix']);
+        await t.run(['role', 'get', 'r1']);
+        await t.run(['role', 'get', 'r1', '-w', 'fields']);
+        if (FULL) await t.run(['role', 'get', 'r1', '-w', 'json']);
+        if (FULL) await t.run(['role', 'list']);
+        await t.run(['user', 'grant-role', 'alice', 'r1']);
+        await t.run(['user', 'grant-role', 'alice', 'nope']);
+        await t.run(['user', 'get', 'alice', '--detail', '-w', 'json']);
+        if (FULL) await t.run(['user', 'get', 'alice', '--detail']);
+        // no root role yet: etcdctl creates it, grants it to root and enables auth.
+        await t.run(['auth', 'enable']);
+        await t.run(['user', 'list']);
+        await t.run(['--user=alice:pw', 'put', 'a/1', 'v']);
+        await t.run(['--user=alice:pw', 'get', 'a/1']);
+        await t.run(['--user=alice:pw', 'put', 'b', 'v']);
+        await t.run(['--user=alice:pw', 'get', 'x']);
+        await t.run(['--user=alice:wrong', 'get', 'a/1']);
+        // --user without a password: asked on the terminal.
+        await t.run(['--user=alice', 'get', 'a/1'], { stdin: 'pw\n' });
+        await t.run([root, 'role', 'revoke-permission', 'r1', '--prefix', 'a/']);
+        if (FULL) await t.run([root, 'role', 'revoke-permission', 'r1', 'b', 'd']);
+        await t.run([root, 'role', 'revoke-permission', 'r1', 'nothing']);
+        await t.run(['--user=alice:pw', 'get', 'a/1']);
+        await t.run([root, 'user', 'revoke-role', 'alice', 'r1']);
+        await t.run(['--user=alice:pw', 'auth', 'disable']);
+        await t.run([root, 'auth', 'disable']);
+        await t.run(['user', 'passwd', 'alice', '--interactive=false'], { stdin: 'pw2\n' });
+        await t.run(['user', 'delete', 'alice']);
+        await t.run(['user', 'delete', 'alice']);
+        await t.run(['role', 'delete', 'r1', '-w', 'json']);
+        await t.run(['role', 'list', '-w', 'fields']);
+      } finally {
+        await t.setup([root, 'auth', 'disable']);
+      }
+    });
+    const byArgs = (args: string) => r.find((x) => x.args.join(' ') === args)!;
+    expect(byArgs('user add root:rootpw')).toMatchObject({ code: 0, stdout: 'User root created\n' });
+    expect(byArgs('user add bob')).toMatchObject({ code: 128, stdout: 'Password of bob: \nType password of bob again for confirmation: \n' });
+    expect(byArgs('role get r1').stdout).toBe('Role r1\nKV Read:\n\t[a/, a0) (prefix a/)\n\t[b, d)\nKV Write:\n\t[a/, a0) (prefix a/)\n\t[z, <open ended>\n');
+    expect(byArgs('auth enable')).toMatchObject({ code: 0, stdout: 'Authentication Enabled\n' });
+    expect(byArgs('--user=alice:pw get a/1')).toMatchObject({ code: 0, stdout: 'a/1\nv\n' });
+    expect(byArgs('--user=alice:pw put b v')).toMatchObject({ code: 1 });
+    expect(byArgs('--user=alice:pw put b v').stderr).toMatch(/Error: etcdserver: permission denied\n$/);
+    expect(byArgs('--user=alice:wrong get a/1')).toMatchObject({ code: 2 });
+    expect(byArgs('--user=alice get a/1')).toMatchObject({ code: 0, stdout: 'Password: \na/1\nv\n' });
+    expect(byArgs(`${root} auth disable`)).toMatchObject({ code: 0, stdout: 'Authentication Disabled\n' });
+  });
+});

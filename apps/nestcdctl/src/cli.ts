@@ -1,7 +1,8 @@
 // What every command gets: resolved global flags, one lazily opened client, the printer, stdin.
-import type { RemoteClient } from '@nestcd/client';
+import { ClientError, type RemoteClient } from '@nestcd/client';
 import { Command } from 'commander';
-import { logTarget, openClient, resolveGlobals, type GlobalOptions, type RawGlobals } from './context';
+import { CtlError, errorText, ExitCode, logTarget, openClient, resolveGlobals, userCredentials, type GlobalOptions, type RawGlobals } from './context';
+import { askPassword } from './password';
 import { Printer } from './printers';
 
 export class Cli {
@@ -21,6 +22,31 @@ export class Cli {
   get client(): RemoteClient {
     this.client_ ??= openClient(this.globals);
     return this.client_;
+  }
+
+  /**
+   * Authenticates with --user as clientv3.New does while connecting: refused credentials end the command with
+   * ExitBadConnection; a server without auth refuses the call (logged) and the command runs without a token.
+   */
+  async login(): Promise<void> {
+    const g = this.globals;
+    if (!g.user) return;
+    // `--user NAME` alone: etcdctl asks for the password on the terminal.
+    if (!g.password && !g.user.includes(':')) g.password = await askPassword('Password: ');
+    const creds = userCredentials(g);
+    if (!creds?.user || !creds.password) return;
+    const anonymous = openClient({ ...g, user: undefined, password: undefined });
+    this.extra.push(anonymous);
+    try {
+      await anonymous.authenticate(creds.user, creds.password);
+    } catch (err) {
+      const text = errorText(err);
+      if (err instanceof ClientError && err.message === AUTH_NOT_ENABLED) {
+        this.client_ ??= anonymous;
+        return;
+      }
+      throw new CtlError(ExitCode.BadConnection, text);
+    }
   }
 
   /** A client bound to one endpoint (etcdctl opens one per endpoint for maintenance commands). */
@@ -43,6 +69,8 @@ export class Cli {
     await Promise.race([Promise.allSettled(all.map((c) => c.close())), new Promise((r) => setTimeout(r, 500).unref())]);
   }
 }
+
+const AUTH_NOT_ENABLED = 'etcdserver: authentication is not enabled';
 
 export async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];

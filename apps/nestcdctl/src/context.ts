@@ -90,12 +90,20 @@ export function resolveGlobals(raw: RawGlobals): GlobalOptions {
   };
 }
 
+/**
+ * --user NAME[:PASSWORD] and --password as etcdctl's authCfgFromCmd reads them: with --password the whole --user is
+ * the name. clientv3 authenticates only when both name and password are non-empty.
+ */
+export function userCredentials(g: GlobalOptions): { user: string; password: string } | undefined {
+  if (!g.user) return undefined;
+  if (g.password) return { user: g.user, password: g.password };
+  const i = g.user.indexOf(':');
+  return i >= 0 ? { user: g.user.slice(0, i), password: g.user.slice(i + 1) } : { user: g.user, password: '' };
+}
+
 export function openClient(g: GlobalOptions, endpoints = g.endpoints): RemoteClient {
-  let credentials: { user: string; password: string } | undefined;
-  if (g.user) {
-    const i = g.user.indexOf(':');
-    credentials = i >= 0 ? { user: g.user.slice(0, i), password: g.user.slice(i + 1) } : { user: g.user, password: g.password ?? '' };
-  }
+  const c = userCredentials(g);
+  const credentials = c?.user && c.password ? c : undefined;
   const tls = g.cacert || g.cert || g.key || g.insecureSkipTlsVerify
     ? { ca: g.cacert, cert: g.cert, key: g.key, insecureSkipVerify: g.insecureSkipTlsVerify }
     : undefined;

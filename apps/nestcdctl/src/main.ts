@@ -9,6 +9,7 @@ type ServerLib = typeof import('./server-lib');
 const serverLib = (): ServerLib => require('./server-lib') as ServerLib;
 import { Command, CommanderError, Option } from 'commander';
 import { Cli } from './cli';
+import { registerAuth } from './commands/auth';
 import { registerCluster } from './commands/cluster';
 import { registerConcurrency } from './commands/concurrency';
 import { registerExtras } from './commands/extras';
@@ -48,6 +49,8 @@ export function normalizeArgv(argv: string[]): string[] {
     const m = /^(--[a-z][a-z0-9-]*)=(true|false)$/.exec(a);
     if (m && BOOLEAN_FLAGS.has(m[1])) {
       if (m[2] === 'true') outArgs.push(m[1]);
+      // flags that default to true (user add/passwd --interactive) are turned off with commander's --no- form.
+      else if (DEFAULT_TRUE_FLAGS.has(m[1])) outArgs.push(`--no-${m[1].slice(2)}`);
       continue;
     }
     outArgs.push(a);
@@ -58,8 +61,9 @@ export function normalizeArgv(argv: string[]): string[] {
 const BOOLEAN_FLAGS = new Set([
   '--prefix', '--from-key', '--keys-only', '--print-value-only', '--prev-kv', '--ignore-value', '--ignore-lease', '--hex',
   '--physical', '--keys', '--once', '--interactive', '--cluster', '--learner', '--listen', '--debug', '--insecure-skip-tls-verify',
-  '--insecure-transport', '--insecure-discovery',
+  '--insecure-transport', '--insecure-discovery', '--detail', '--no-password',
 ]);
+const DEFAULT_TRUE_FLAGS = new Set(['--interactive']);
 
 /** etcdctl 3.4 refuses a flag that is also set through its ETCDCTL_* variable. */
 function conflictingEnv(argv: string[]): string | undefined {
@@ -103,7 +107,14 @@ export function buildProgram(): { program: Command; cli: Cli } {
   registerCluster(program, cli);
   registerSnapshotRestore(program);
   registerConcurrency(program, cli);
+  registerAuth(program, cli);
   registerExtras(program, cli);
+
+  // etcdctl authenticates while it connects (before the command's call): a bad password fails with
+  // ExitBadConnection, and a server without auth only logs the refused Authenticate.
+  program.hook('preAction', async (_program, action) => {
+    if (!LOCAL_COMMANDS.has(commandPath(action)) && cli.globals.user) await cli.login();
+  });
 
   // Every command: errors come back to us (no commander exit), output like cobra's.
   const configure = (c: Command) => {
@@ -114,6 +125,15 @@ export function buildProgram(): { program: Command; cli: Cli } {
   };
   configure(program);
   return { program, cli };
+}
+
+/** Commands that never talk to a server. */
+const LOCAL_COMMANDS = new Set(['version', 'completion', 'snapshot restore', 'snapshot status']);
+
+function commandPath(c: Command): string {
+  const names: string[] = [];
+  for (let x: Command | null = c; x?.parent; x = x.parent) names.unshift(x.name());
+  return names.join(' ');
 }
 
 /** A one-line progress bar on a terminal; nothing when piped. */

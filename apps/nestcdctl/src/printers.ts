@@ -3,6 +3,7 @@ import type {
   AlarmResponse,
   DeleteRangeResponse,
   HashKVResponse,
+  HeaderResponse,
   KeyValue,
   LeaseGrantResponse,
   LeaseLeasesResponse,
@@ -11,17 +12,22 @@ import type {
   MemberAddResponse,
   MemberListResponse,
   MembersResponse,
+  NamesResponse,
+  Permission,
   PutResponse,
   RangeResponse,
   ResponseHeader,
   ResponseOp,
+  RoleGetResponse,
   StatusResponse,
   TxnResponse,
+  UserGetResponse,
   WatchBatch,
   WatchEvent,
 } from '@nestcd/client';
 import { CtlError, ExitCode, type WriteOut } from './context';
 import { goDuration, goJson, goQuote, hex, hex16, hexBytes, hexPad16, humanBytes, oe, renderTable } from './format';
+import { prefixEnd } from '@nestcd/client';
 
 export interface EpStatus {
   ep: string;
@@ -92,6 +98,19 @@ const jStatus = (s: StatusResponse) => ({
   dbSizeInUse: oe(s.dbSizeInUse),
   isLearner: oe(s.isLearner),
 });
+const PERM_NUM = { READ: 0, WRITE: 1, READWRITE: 2 } as const;
+const jPerm = (p: Permission) => ({ permType: oe(PERM_NUM[p.permType]), key: oe(p.key), range_end: oe(p.rangeEnd) });
+
+/** One permission line of etcdctl's `role get` (printer_simple.go's RoleGet). */
+function simplePerm(p: Permission): string {
+  const key = p.key.toString();
+  if (p.rangeEnd.length === 0) return `\t${key}\n`;
+  const isOpen = p.rangeEnd.length === 1 && p.rangeEnd[0] === 0;
+  let line = isOpen ? `\t[${key}, <open ended>` : `\t[${key}, ${p.rangeEnd.toString()})`;
+  if (prefixEnd(p.key).equals(p.rangeEnd)) line += ` (prefix ${key})`;
+  return `${line}\n`;
+}
+
 const ALARM_NUM = { NONE: 0, NOSPACE: 1, CORRUPT: 2 } as const;
 
 // ---- tables shared by simple and table ----
@@ -463,6 +482,76 @@ export class Printer {
         return renderTable(['hash', 'revision', 'total keys', 'total size'], [row]);
       default:
         return `${row.join(', ')}\n`;
+    }
+  }
+
+  // ---- auth: user / role (etcdctl prints these after the call, so a bad -w fails after the change was made) ----
+
+  /** Responses etcdctl prints as a simple sentence, or their header alone in json/fields. */
+  authChange(simple: string, r: HeaderResponse): string {
+    switch (this.format) {
+      case 'json':
+        return `${goJson({ header: jHeader(r.header) })}\n`;
+      case 'fields':
+        return this.fieldsHdr(r.header);
+      case 'simple':
+        return `${simple}\n`;
+      default:
+        throw notSupported(this.format);
+    }
+  }
+
+  userGet(name: string, r: UserGetResponse): string {
+    switch (this.format) {
+      case 'json':
+        return `${goJson({ header: jHeader(r.header), roles: oe(r.roles) })}\n`;
+      case 'simple':
+        return `User: ${name}\nRoles:${r.roles.map((role) => ` ${role}`).join('')}\n`;
+      default:
+        throw notSupported(this.format);
+    }
+  }
+
+  userList(r: NamesResponse): string {
+    switch (this.format) {
+      case 'json':
+        return `${goJson({ header: jHeader(r.header), users: oe(r.names) })}\n`;
+      case 'simple':
+        return r.names.map((n) => `${n}\n`).join('');
+      default:
+        throw notSupported(this.format);
+    }
+  }
+
+  roleList(r: NamesResponse): string {
+    switch (this.format) {
+      case 'json':
+        return `${goJson({ header: jHeader(r.header), roles: oe(r.names) })}\n`;
+      case 'fields':
+        return `${this.fieldsHdr(r.header)}"Roles" :${r.names.map((n) => ` ${goQuote(n)}`).join('')}\n`;
+      case 'simple':
+        return r.names.map((n) => `${n}\n`).join('');
+      default:
+        throw notSupported(this.format);
+    }
+  }
+
+  roleGet(role: string, r: RoleGetResponse): string {
+    switch (this.format) {
+      case 'json':
+        return `${goJson({ header: jHeader(r.header), perm: oe(r.perm.map(jPerm)) })}\n`;
+      case 'fields':
+        return (
+          this.fieldsHdr(r.header) +
+          r.perm.map((p) => `"PermType" :  ${p.permType}\n"Key" : ${goQuote(p.key)}\n"RangeEnd" : ${goQuote(p.rangeEnd)}\n`).join('')
+        );
+      case 'simple': {
+        const reads = r.perm.filter((p) => p.permType !== 'WRITE').map(simplePerm).join('');
+        const writes = r.perm.filter((p) => p.permType !== 'READ').map(simplePerm).join('');
+        return `Role ${role}\nKV Read:\n${reads}KV Write:\n${writes}`;
+      }
+      default:
+        throw notSupported(this.format);
     }
   }
 

@@ -110,7 +110,7 @@ interface CmdInfo {
 function collect(cmd: Command, path: string[], acc: CmdInfo[]): CmdInfo[] {
   acc.push({
     path,
-    options: cmd.options.map((o) => o.long).filter((x): x is string => !!x),
+    options: cmd.options.filter((o) => !o.hidden).map((o) => o.long).filter((x): x is string => !!x),
     subcommands: cmd.commands.map((c) => c.name()),
   });
   cmd.commands.forEach((c) => collect(c, [...path, c.name()], acc));

@@ -1,6 +1,6 @@
 // get, put, del, txn, compaction.
 import { prefixEnd, type Compare, type DeleteRangeRequest, type PutRequest, type RangeRequest, type RequestOp, type SortTarget } from '@nestcd/client';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { argify, type Cli, StdinLines, readStdin } from '../cli';
 import { CtlError, ExitCode, fail, out } from '../context';
 import { goParseInt, goQuote } from '../format';
@@ -236,6 +236,7 @@ export function registerKv(program: Command, cli: Cli): void {
     .usage('[options]')
     .argument('[args...]')
     .option('-i, --interactive', 'Input transaction in interactive mode')
+    .addOption(new Option('--no-interactive').hideHelp())
     .action(async (args: string[], o: Opts) => {
       if (args.length) fail(ExitCode.BadArgs, 'txn command does not accept argument');
       const lines = new StdinLines();

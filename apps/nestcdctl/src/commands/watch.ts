@@ -1,7 +1,7 @@
 // watch: etcdctl's output when piped; on a terminal (simple format) a coloured one-line-per-event view.
 import { prefixEnd, type WatchBatch, type WatchRequest } from '@nestcd/client';
 import { spawnSync } from 'node:child_process';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { type Cli, StdinLines, argify } from '../cli';
 import { CtlError, errOut, ExitCode, fail, out } from '../context';
 import { goQuote } from '../format';
@@ -54,6 +54,7 @@ export function registerWatch(program: Command, cli: Cli): void {
     .usage('[options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]')
     .argument('[args...]')
     .option('-i, --interactive', 'Interactive mode')
+    .addOption(new Option('--no-interactive').hideHelp())
     .option('--prefix', 'Watch on a prefix if prefix is set')
     .option('--rev <rev>', 'Revision to start watching', '0')
     .option('--prev-kv', 'get the previous key-value pair before the event happens')
