@@ -22,3 +22,4 @@ export { CoordinationHealthIndicator } from './health';
 export { InjectConfig, LeaderOnly, OnConfigChange, OnLeaderChange, WithLock, configToken, lockName } from './decorators';
 export { watchPrefix } from './prefix-watch';
 export type { KeyChange, PrefixState } from './prefix-watch';
+export { openStore } from './store';

@@ -4,6 +4,8 @@ import { z } from 'zod';
 const isKvClient = (v: unknown): v is KvClient =>
   typeof v === 'object' && v !== null && ['range', 'put', 'txn', 'watch', 'leaseGrant', 'leaseKeepAliveOnce', 'close'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function');
 
+const pem = z.union([z.string().min(1), z.instanceof(Buffer)]);
+
 /** Which store the recipes run on. */
 export const storeOptionsSchema = z.union([
   /** the engine in-process (the default): in memory, or on a data dir. */
@@ -13,6 +15,19 @@ export const storeOptionsSchema = z.union([
     .object({
       endpoints: z.array(z.string().regex(/^(https?:\/\/)?[^\s/]+:\d+\/?$/, 'an endpoint is http://host:port')).min(1),
       dialTimeoutMs: z.number().int().positive().optional(),
+      /** user and password: the client authenticates and sends the token (etcd's auth). */
+      credentials: z.object({ user: z.string().min(1), password: z.string() }).strict().optional(),
+      /** TLS for https:// endpoints: CA, and a client certificate and key for --client-cert-auth (PEM or file paths). */
+      tls: z
+        .object({
+          ca: pem.optional(),
+          cert: pem.optional(),
+          key: pem.optional(),
+          insecureSkipVerify: z.boolean().optional(),
+          serverName: z.string().min(1).optional(),
+        })
+        .strict()
+        .optional(),
     })
     .strict(),
   /** Redis (ioredis): leases as expiry; no linearizability across a Redis failover. */

@@ -9,7 +9,10 @@ import type { StoreOptions } from './options';
 export async function openStore(store: StoreOptions): Promise<{ client: KvClient; owned: boolean }> {
   if ('client' in store) return { client: store.client, owned: false };
   if ('factory' in store) return { client: await store.factory(), owned: true };
-  if ('endpoints' in store) return { client: createRemoteClient({ endpoints: store.endpoints, dialTimeoutMs: store.dialTimeoutMs }), owned: true };
+  if ('endpoints' in store) {
+    const { endpoints, dialTimeoutMs, credentials, tls } = store;
+    return { client: createRemoteClient({ endpoints, dialTimeoutMs, credentials, tls }), owned: true };
+  }
   if ('redis' in store) return { client: await createRedisClient(store.redis), owned: true };
   return { client: await createEmbeddedClient(store.embedded), owned: true };
 }

@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
+import { openStore, parseCoordinationOptions } from '@nestcd/recipes';
 import { normalizeResult, REPO_ROOT } from '../support';
 import { ctl, makePki, startTlsServer, TestPki, tlsFlags, TlsServer } from './support';
 
@@ -131,6 +132,21 @@ describe('security: TLS with client-cert-auth (etcd vs nestcd)', () => {
     expect(denied).toMatch(/(^|\n)Error: etcdserver: permission denied\n$/);
     expect((await nestcdctl([...aliceCerts, '--user=root:wrong', 'get', 'tls/n'])).stderr).toMatch(/(^|\n)Error: etcdserver: authentication failed, invalid user ID or password\n$/);
     expect((await nestcdctl([`--cacert=${pki.ca}`, 'get', 'tls/n'])).code).not.toBe(0);
+
+    // The recipes module's store options take the same TLS material and credentials, on both servers.
+    for (const server of servers) {
+      const options = parseCoordinationOptions({
+        store: { endpoints: [server.endpoint], tls: { ca: pki.ca, cert: pki.client('alice').cert, key: pki.client('alice').key }, credentials: { user: 'root', password: 'rootpw' } },
+      });
+      const { client } = await openStore(options.store);
+      try {
+        await client.put({ key: Buffer.from('tls/recipes'), value: Buffer.from(server.kind) });
+        expect((await client.range({ key: Buffer.from('tls/recipes') })).kvs[0].value.toString()).toBe(server.kind);
+      } finally {
+        await client.close();
+      }
+    }
+    expect(() => parseCoordinationOptions({ store: { endpoints: [servers[1].endpoint], tls: { cafile: pki.ca } } })).toThrow(/tls/);
 
     expect((await both(root, ['auth', 'disable'])).stdout).toBe('Authentication Disabled\n');
   });
