@@ -1,4 +1,5 @@
 import { parseConfig } from '@nestcd/config';
+import { EtcdError, Errors } from '@nestcd/errors';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -76,7 +77,20 @@ describe('a 3-member cluster in one process', () => {
     }
 
     // Concurrent writes through all three members: followers forward their proposals to the leader.
-    await Promise.all(members.flatMap((s, i) => Array.from({ length: 60 }, (_, j) => s.put({ key: key(`k${i}/${j}`), value: key(`v${j}`), lease: 0n }))));
+    // A proposal refused with "no leader" never entered the log (an election can start if a loaded machine stalls
+    // the shared event loop past the election timeout), so it is retried, as a client would; nothing else is.
+    const put = async (s: EtcdServer, k: string, v: string): Promise<void> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await s.put({ key: key(k), value: key(v), lease: 0n });
+          return;
+        } catch (err) {
+          if (!(err instanceof EtcdError && err.message === Errors.noLeader().message) || attempt >= 20) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    };
+    await Promise.all(members.flatMap((s, i) => Array.from({ length: 60 }, (_, j) => put(s, `k${i}/${j}`, `v${j}`))));
     const revision = leader.store.currentRevision;
     expect(revision).toBe(181);
     for (const s of members) {
