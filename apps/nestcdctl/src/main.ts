@@ -9,6 +9,9 @@ type ServerLib = typeof import('./server-lib');
 const serverLib = (): ServerLib => require('./server-lib') as ServerLib;
 import { Command, CommanderError, Option } from 'commander';
 import { Cli } from './cli';
+import { readFileSync } from 'node:fs';
+import { humanBytes, renderTable } from './format';
+import { snapshotStatus, type SnapshotStatus } from './snapshot-status';
 import { registerAuth } from './commands/auth';
 import { registerCluster } from './commands/cluster';
 import { registerConcurrency } from './commands/concurrency';
@@ -106,6 +109,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
   registerLease(program, cli);
   registerCluster(program, cli);
   registerSnapshotRestore(program);
+  registerSnapshotStatus(program, cli);
   registerConcurrency(program, cli);
   registerAuth(program, cli);
   registerExtras(program, cli);
@@ -143,6 +147,45 @@ function progressBar(step: string, done: number, total: number): void {
   const filled = Math.round((done / total) * width);
   process.stderr.write(`\r[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${Math.round((done / total) * 100)}% ${step.padEnd(20)}`);
   if (done === total) process.stderr.write('\n');
+}
+
+function registerSnapshotStatus(program: Command, cli: Cli): void {
+  const snapshot = program.commands.find((c) => c.name() === 'snapshot')!;
+  snapshot
+    .command('status')
+    .summary('Gets backend snapshot status of a given file')
+    .usage('<filename>')
+    .argument('[args...]')
+    .action((args: string[]) => {
+      if (args.length !== 1) throw new CtlError(ExitCode.BadArgs, 'snapshot status requires exactly one argument');
+      let file: Buffer;
+      try {
+        file = readFileSync(args[0]);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new CtlError(ExitCode.Error, e.code === 'ENOENT' ? `stat ${args[0]}: no such file or directory` : e.message);
+      }
+      let s: SnapshotStatus;
+      try {
+        // etcd's snapshot (a bbolt file) as etcdctl reads it; otherwise a nestcd one (loading the server code).
+        s = snapshotStatus(file, (f) => serverLib().nestcdSnapshotStatus(f));
+      } catch (err) {
+        throw new CtlError(ExitCode.Error, (err as Error).message);
+      }
+      const out = (text: string): void => {
+        process.stdout.write(text);
+      };
+      switch (cli.globals.writeOut) {
+        case 'json':
+          return out(`{"hash":${s.hash},"revision":${s.revision},"totalKey":${s.totalKey},"totalSize":${s.totalSize}}\n`);
+        case 'fields':
+          return out(`"Hash" : ${s.hash}\n"Revision" : ${s.revision}\n"Keys" : ${s.totalKey}\n"Size" : ${s.totalSize}\n`);
+        case 'table':
+          return out(renderTable(['hash', 'revision', 'total keys', 'total size'], [[s.hash.toString(16), String(s.revision), String(s.totalKey), humanBytes(s.totalSize)]]));
+        default:
+          return out(`${s.hash.toString(16)}, ${s.revision}, ${s.totalKey}, ${humanBytes(s.totalSize)}\n`);
+      }
+    });
 }
 
 function registerSnapshotRestore(program: Command): void {

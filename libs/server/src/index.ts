@@ -8,7 +8,7 @@ export type { RaftMemberOptions, RaftPersistence, RaftTransport, StateMachine } 
 export { AlarmAction, AlarmType, EntryKind, MemberState } from './member-state';
 export type { AlarmMember } from './member-state';
 export { ServerMetrics } from './metrics';
-export { restoreSnapshot } from './restore';
+export { nestcdSnapshotStatus, restoreSnapshot } from './restore';
 export type { RestoreProgress } from './restore';
 export { ClusterRaftMember } from './cluster-member';
 export type { ClusterOptions } from './cluster-member';

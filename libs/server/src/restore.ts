@@ -58,3 +58,22 @@ export async function restoreSnapshot(file: string, config: NestcdConfig, progre
   const keys = state.store.range({ key: Buffer.from([0]), rangeEnd: Buffer.from([0]), countOnly: true }).count;
   return { revision: state.store.currentRevision, keys, memberId, clusterId };
 }
+
+/**
+ * `snapshot status` of a nestcd `snapshot save` file: undefined when `blob` is not one (no sha256 trailer over it, or
+ * not a member snapshot). The hash is the keyspace's HashKV; keys counts the live keys.
+ */
+export function nestcdSnapshotStatus(blob: Buffer): { hash: number; revision: number; totalKey: number; totalSize: number } | undefined {
+  if (blob.length <= DIGEST_BYTES) return undefined;
+  const body = blob.subarray(0, blob.length - DIGEST_BYTES);
+  if (!createHash('sha256').update(body).digest().equals(blob.subarray(blob.length - DIGEST_BYTES))) return undefined;
+  const state = new MemberState(new MvccStore());
+  try {
+    state.restore(body);
+  } catch {
+    return undefined;
+  }
+  const store = state.store;
+  const totalKey = store.range({ key: Buffer.from([0]), rangeEnd: Buffer.from([0]), countOnly: true }).count;
+  return { hash: store.hashKV(0).hash, revision: store.currentRevision, totalKey, totalSize: body.length };
+}
