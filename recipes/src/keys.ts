@@ -1,19 +1,10 @@
-import type { KeyValue } from '@nestcd/client';
+import { prefixEnd, type KeyValue } from '@nestcd/client';
+
+/** The range end that covers every key starting with a prefix (etcd's GetPrefixRangeEnd), from the client. */
+export { prefixEnd };
 
 /** A Buffer from a string key. */
 export const bytes = (s: string): Buffer => Buffer.from(s, 'utf8');
-
-/** The range end that covers every key starting with `prefix` (etcd's GetPrefixRangeEnd). */
-export function prefixEnd(prefix: Buffer): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i] < 0xff) {
-      end[i]++;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
-}
 
 /** A name as one path segment: "jobs/42" must not share a prefix with "jobs/42/x". */
 export const segment = (name: string): string => encodeURIComponent(name);
