@@ -126,8 +126,9 @@ export async function startWorker(backend: TestBackend, o: WorkerOptions): Promi
     });
     child.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
     log.detail = () => `${stderr}\n${output}`;
+    // 'close', not 'exit': only then has all of the worker's stdout (its last events) been read.
     const finished = new Promise<void>((r) =>
-      child.once('exit', (code, signal) => {
+      child.once('close', (code, signal) => {
         if (!killedOnPurpose && !log.events.some((e) => e.ev === 'done')) log.push({ ev: 'error', message: `exited early (${code ?? signal}): ${stderr}` });
         else if (code !== 0 && signal !== 'SIGKILL') log.push({ ev: 'error', message: `exited ${code ?? signal}: ${stderr}` });
         r();
