@@ -10,6 +10,18 @@ jest.setTimeout(60000);
 /** etcdctl prints member and cluster IDs with %16x: an ID with a leading zero hex digit is padded with a space. */
 const maskIds = <T extends { stdout: string }>(r: T): T => ({ ...r, stdout: r.stdout.replace(/(Member|cluster) +[0-9a-f]{1,16}\b/g, '$1 <ID>').replace(/\b[0-9a-f]{12,16}\b/g, '<ID>') });
 
+/**
+ * Both servers list members in ID order, and the IDs differ between them (they hash peer URLs and the time), so
+ * after masking the IDs the members are compared as sets: ETCD_INITIAL_CLUSTER's entries and the list's rows sorted.
+ */
+const sortMembers = <T extends { stdout: string }>(r: T): T => ({
+  ...r,
+  stdout: r.stdout
+    .replace(/ETCD_INITIAL_CLUSTER="([^"]*)"/, (_m, list: string) => `ETCD_INITIAL_CLUSTER="${list.split(',').sort().join(',')}"`)
+    .replace(/(?:^<ID>, [^\n]*\n)+/m, (rows) => rows.split('\n').filter(Boolean).sort().join('\n') + '\n')
+    .replace(/(?:^\| <ID> \|[^\n]*\n)+/m, (rows) => rows.split('\n').filter(Boolean).sort().join('\n') + '\n'),
+});
+
 describe('compat: member add / remove / update / promote', () => {
   const cmp = useCompatServers();
   const learnerIds = new Map<string, string>();
@@ -19,7 +31,7 @@ describe('compat: member add / remove / update / promote', () => {
     const r = await cmp.scenario(async (t) => {
       const out = await t.ctl.run(['member', 'add', 'newbie', `--peer-urls=http://127.0.0.1:${port}`, '--learner']);
       learnerIds.set(t.kind, /Member +([0-9a-f]+) added/.exec(out.stdout)?.[1] ?? '');
-      return maskIds(out);
+      return sortMembers(maskIds(out));
     }, { label: 'member add --learner' });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Member <ID> added to cluster <ID>\n\nETCD_NAME="newbie"\n/);
@@ -27,9 +39,9 @@ describe('compat: member add / remove / update / promote', () => {
   });
 
   it('member list shows the added learner as unstarted, with no name and no client URLs', async () => {
-    const r = await cmp.run(['member', 'list', '-w', 'table']);
+    const r = await cmp.scenario(async (t) => sortMembers(maskIds(await t.ctl.run(['member', 'list', '-w', 'table']))), { label: 'member list -w table' });
     expect(r.stdout).toMatch(/\| unstarted \|\s+\|\s+http:\/\/127\.0\.0\.1:\d+ \|\s+\|\s+true \|/);
-    await cmp.run(['member', 'list']);
+    await cmp.scenario(async (t) => sortMembers(maskIds(await t.ctl.run(['member', 'list']))), { label: 'member list' });
   });
 
   it('refusals: too many learners, peer URLs taken, unknown members, a learner not in sync', async () => {
