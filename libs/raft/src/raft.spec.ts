@@ -410,3 +410,64 @@ describe('snapshots', () => {
     expect(c.get(3n).raw.lastIndex()).toBe(raw.lastIndex());
   });
 });
+
+describe('asyncLeaderPersist (the leader writes its log while replicating it)', () => {
+  /** Persists a node's Ready into its storage and advances (what the application does once its write is durable). */
+  function persist(n: { raw: import('./rawnode').RawNode; storage: MemoryStorage }, rd: import('./rawnode').Ready): void {
+    n.storage.append(rd.entries);
+    if (rd.hardState) n.storage.setHardState(rd.hardState);
+    n.raw.advance(rd);
+  }
+
+  it('a lone voter commits its entry only after advance reports it persisted', () => {
+    const c = new TestCluster([1n], { asyncLeaderPersist: true });
+    const n = c.get(1n);
+    n.raw.campaign();
+    const rd = n.raw.ready();
+    expect(n.raw.raft.state).toBe(StateType.Leader);
+    expect(rd.entries).toHaveLength(1);
+    expect(rd.committedEntries).toHaveLength(0);
+    persist(n, rd);
+    const next = n.raw.ready();
+    expect(next.committedEntries.map((e) => e.index)).toEqual([rd.entries[0].index]);
+  });
+
+  it('one follower ack does not commit while the leader has not persisted; the leader persisting does', () => {
+    const c = new TestCluster(ids, { asyncLeaderPersist: true });
+    c.elect(1n);
+    const leader = c.get(1n);
+    const committed = leader.raw.raft.raftLog.committed;
+    leader.raw.propose(enc('x'));
+    const rd = leader.raw.ready();
+    const toTwo = rd.messages.find((m) => m.type === MessageType.MsgApp && m.to === 2n)!;
+    expect(toTwo.entries.map((e) => e.index)).toEqual(rd.entries.map((e) => e.index));
+    // follower 2 persists and acknowledges before the leader's own write finished
+    const two = c.get(2n);
+    two.raw.step({ ...toTwo });
+    const rd2 = two.raw.ready();
+    persist(two, rd2);
+    for (const m of rd2.messages) leader.raw.step({ ...m });
+    expect(leader.raw.raft.raftLog.committed).toBe(committed);
+    // the leader's write completes: now two of three copies are durable
+    persist(leader, rd);
+    expect(leader.raw.raft.raftLog.committed).toBe(rd.entries[0].index);
+    // and the new commit index goes out to the followers
+    expect(leader.raw.ready().messages.some((m) => m.type === MessageType.MsgApp && m.commit === rd.entries[0].index)).toBe(true);
+  });
+
+  it('two follower acks commit without the leader copy (a quorum is durable)', () => {
+    const c = new TestCluster(ids, { asyncLeaderPersist: true });
+    c.elect(1n);
+    const leader = c.get(1n);
+    leader.raw.propose(enc('y'));
+    const rd = leader.raw.ready();
+    for (const id of [2n, 3n]) {
+      const f = c.get(id);
+      f.raw.step({ ...rd.messages.find((m) => m.type === MessageType.MsgApp && m.to === id)! });
+      const frd = f.raw.ready();
+      persist(f, frd);
+      for (const m of frd.messages) leader.raw.step({ ...m });
+    }
+    expect(leader.raw.raft.raftLog.committed).toBe(rd.entries[0].index);
+  });
+});

@@ -66,6 +66,13 @@ export interface RaftConfig {
   readOnlyOption?: ReadOnlyOption;
   /** Followers drop proposals instead of forwarding them to the leader. */
   disableProposalForwarding?: boolean;
+  /**
+   * The application may send a leader's messages before it has persisted the same Ready's entries (the leader
+   * writes its log in parallel with replicating it, Raft thesis 10.2.1). The leader then counts its own log
+   * towards commitment only up to what advance() reported persisted, so an entry is committed only once it is
+   * durable on a quorum, the leader's copy included or not.
+   */
+  asyncLeaderPersist?: boolean;
   /** Source of randomness in [0, 1) for election timeouts (inject a seeded PRNG for determinism). */
   rand: () => number;
   /** Testing only: plant known bugs so the simulator can prove it catches them. */
@@ -130,6 +137,7 @@ export class Raft {
   private readonly maxUncommittedSize: number;
   private readonly readOnlyOption: ReadOnlyOption;
   private readonly disableProposalForwarding: boolean;
+  readonly asyncLeaderPersist: boolean;
   private readonly rand: () => number;
   private readonly bugs: PlantedBugs;
   private stepFn: StepFn = stepFollower;
@@ -147,6 +155,7 @@ export class Raft {
     this.preVote = c.preVote ?? false;
     this.readOnlyOption = c.readOnlyOption ?? ReadOnlyOption.Safe;
     this.disableProposalForwarding = c.disableProposalForwarding ?? false;
+    this.asyncLeaderPersist = c.asyncLeaderPersist ?? false;
     this.rand = c.rand;
     this.bugs = c.plantedBugs ?? {};
     this.raftLog = new RaftLog(c.storage, c.maxCommittedSizePerReady ?? Infinity);
@@ -307,7 +316,7 @@ export class Raft {
     const last = this.raftLog.lastIndex();
     for (const [id, old] of this.prs.progress) {
       const pr = this.prs.add(id, old.isLearner, last + 1);
-      if (id === this.id) pr.match = last;
+      if (id === this.id) pr.match = this.asyncLeaderPersist ? this.persistedLastIndex() : last;
     }
     this.pendingConfIndex = 0;
     this.uncommittedSize = 0;
@@ -324,9 +333,32 @@ export class Raft {
     }
     if (!this.increaseUncommittedSize(es)) return false;
     li = this.raftLog.append(es);
-    this.prs.progress.get(this.id)?.maybeUpdate(li);
-    this.maybeCommit();
+    if (!this.asyncLeaderPersist) {
+      this.prs.progress.get(this.id)?.maybeUpdate(li);
+      this.maybeCommit();
+    }
     return true;
+  }
+
+  /**
+   * The last index of the log prefix that is durable here: what storage holds, below the first entry still
+   * waiting in the unstable log (a conflicting unstable suffix replaces storage's entries from there on).
+   */
+  private persistedLastIndex(): number {
+    const u = this.raftLog.unstable;
+    const stored = this.raftLog.storage.lastIndex();
+    return u.entries.length > 0 ? Math.min(stored, u.offset - 1) : stored;
+  }
+
+  /**
+   * asyncLeaderPersist: the application made the log durable up to (index, term). A leader now counts its own
+   * copy for those entries, unless the log has since replaced them (then a later advance reports the new ones).
+   */
+  onPersisted(index: number, term: number): void {
+    if (!this.asyncLeaderPersist || this.state !== StateType.Leader) return;
+    if (this.raftLog.termOrUndefined(index) !== term) return;
+    const self = this.prs.progress.get(this.id);
+    if (self?.maybeUpdate(index) && this.maybeCommit()) this.bcastAppend();
   }
 
   private increaseUncommittedSize(ents: Entry[]): boolean {

@@ -27,7 +27,8 @@ import {
 /**
  * Everything the application must do after a batch of inputs, in this order:
  *  1. persist `snapshot` (if any), `entries` and `hardState` (fsync if `mustSync`);
- *  2. send `messages` (only after step 1: a vote or an append ack must never be sent before it is durable);
+ *  2. send `messages` (only after step 1: a vote or an append ack must never be sent before it is durable; with
+ *     asyncLeaderPersist a leader's appends and heartbeats may leave before step 1);
  *  3. apply `snapshot` then `committedEntries` to the state machine (call applyConfChange for conf-change entries),
  *     and serve `readStates` once the applied index reaches their index;
  *  4. call advance(rd).
@@ -217,6 +218,7 @@ export class RawNode {
     if (rd.entries.length > 0) {
       const e = rd.entries[rd.entries.length - 1];
       r.raftLog.stableTo(e.index, e.term);
+      r.onPersisted(e.index, e.term);
     }
     if (rd.snapshot) r.raftLog.stableSnapTo(rd.snapshot.metadata.index);
     // A leader may have been waiting on the applied index to accept conf changes; nothing else to do here.

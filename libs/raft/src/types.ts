@@ -179,6 +179,21 @@ export function isLocalMsg(t: MessageType): boolean {
   );
 }
 
+/**
+ * With asyncLeaderPersist, what a leader may send before its own copy of the Ready is durable: replication and
+ * leadership traffic that promises nothing about its disk (the leader counts its own log toward commit only once
+ * persisted). Votes and append acknowledgements always wait for the disk.
+ */
+export function leaderMaySendBeforePersist(t: MessageType): boolean {
+  return (
+    t === MessageType.MsgApp ||
+    t === MessageType.MsgHeartbeat ||
+    t === MessageType.MsgSnap ||
+    t === MessageType.MsgTimeoutNow ||
+    t === MessageType.MsgReadIndexResp
+  );
+}
+
 export function isResponseMsg(t: MessageType): boolean {
   return (
     t === MessageType.MsgAppResp ||

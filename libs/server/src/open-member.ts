@@ -230,7 +230,8 @@ async function openDataDir(config: NestcdConfig, mvccOptions: MvccOptions, optio
       state.restore(snapshot.data);
       storage.applySnapshot(snapshot);
     }
-    storage.setHardState(opened.hardState);
+    // A snapshot holds applied (so committed) state; the commit index after it may not have been fsynced (Wal).
+    storage.setHardState({ ...opened.hardState, commit: Math.max(opened.hardState.commit, snapshot?.metadata.index ?? 0) });
     storage.append(opened.entries);
     if (state.members.length === 0 && !snapshot && config.initialClusterState === 'existing') {
       // A joining member stopped before the leader's snapshot reached it: ask the cluster for its members again.

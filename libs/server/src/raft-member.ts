@@ -1,6 +1,6 @@
 import { Errors, EtcdError } from '@nestcd/errors';
 import {
-  ConfChange, ConfChangeType, ConfState, decodeConfChange, Entry, EntryType, HardState, MemoryStorage, Message, NodeId, None,
+  ConfChange, ConfChangeType, ConfState, decodeConfChange, Entry, EntryType, HardState, MemoryStorage, Message, NodeId, None, leaderMaySendBeforePersist,
   NoLeaderError, ProposalDroppedError, RawNode, Ready, Snapshot, StateType,
 } from '@nestcd/raft';
 import type { Proposer } from './etcd-server';
@@ -124,6 +124,7 @@ export class RaftMember implements Proposer {
       preVote: true,
       maxSizePerMsg: 1024 * 1024,
       maxInflightMsgs: 512,
+      asyncLeaderPersist: true,
       rand: opts.rand,
     });
   }
@@ -345,16 +346,31 @@ export class RaftMember implements Proposer {
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.raftState);
     if (rd.hardState) this.termValue = rd.hardState.term;
-    // 1. persist: nothing is sent or applied before it is durable
+    // 0. a leader's appends and heartbeats leave at once: followers write while the leader writes
+    let messages = rd.messages;
+    if (messages.length > 0 && this.node.raft.state === StateType.Leader) {
+      const early = messages.filter((m) => leaderMaySendBeforePersist(m.type));
+      if (early.length > 0) {
+        this.opts.transport?.send(early);
+        messages = early.length === messages.length ? [] : messages.filter((m) => !leaderMaySendBeforePersist(m.type));
+      }
+    }
+    // 1. persist: nothing else is sent, and nothing applied, before it is durable
     if (rd.snapshot) {
       await this.opts.persistence?.saveSnapshot(rd.snapshot);
       this.storage.applySnapshot(rd.snapshot);
     }
-    if (rd.entries.length > 0 || rd.hardState) await this.opts.persistence?.save(rd.hardState, rd.entries);
+    if (rd.entries.length > 0 || (rd.hardState && (rd.mustSync || rd.snapshot))) {
+      await this.opts.persistence?.save(rd.hardState, rd.entries);
+    } else if (rd.hardState && this.opts.persistence) {
+      // Only the commit index moved: written in order behind earlier records but not awaited (nor fdatasynced,
+      // see Wal), as etcd does; after a crash the commit index is learned again from the log.
+      this.opts.persistence.save(rd.hardState, rd.entries).catch((err: Error) => this.fail(err));
+    }
     if (rd.entries.length > 0) this.storage.append(rd.entries);
     if (rd.hardState) this.storage.setHardState(rd.hardState);
     // 2. send
-    if (rd.messages.length > 0) this.opts.transport?.send(rd.messages);
+    if (messages.length > 0) this.opts.transport?.send(messages);
     // 3. apply
     if (rd.snapshot) this.installSnapshot(rd.snapshot);
     for (const e of rd.committedEntries) this.applyEntry(e);

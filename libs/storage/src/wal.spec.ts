@@ -105,6 +105,32 @@ describe('Wal', () => {
       await wal.close();
     });
 
+    it('a save that only moves the commit index is written without an fdatasync; entries, term and vote are synced', async () => {
+      const ffs = new FaultyFileSystem();
+      const wal = await Wal.create(dir, META, { fs: ffs });
+      await wal.save(hs(1, 0), [entry(1), entry(2)]);
+      const syncs = (): number => ffs.stats.datasyncs;
+      let before = syncs();
+      await wal.save(hs(1, 1), []);
+      await wal.save(hs(1, 2), []);
+      expect(syncs() - before).toBe(0);
+      before = syncs();
+      await wal.save(hs(2, 2), []); // a new term is a promise to other members
+      expect(syncs() - before).toBe(1);
+      before = syncs();
+      await wal.save(hs(2, 2, 3n), []); // so is a vote
+      expect(syncs() - before).toBe(1);
+      before = syncs();
+      await wal.save(hs(2, 2, 3n), [entry(3, 2)]);
+      expect(syncs() - before).toBe(1);
+      await wal.close();
+      // the unsynced commit records were still written: a process crash (the page cache survives) keeps them
+      const r = await Wal.open(dir);
+      expect(r.hardState).toEqual(hs(2, 2, 3n));
+      expect(r.entries.map((e) => e.index)).toEqual([1, 2, 3]);
+      await r.wal.close();
+    });
+
     it('staggered writers: every save resolves after an fdatasync that started after it was called', async () => {
       const ffs = new FaultyFileSystem();
       const wal = await Wal.create(dir, META, { fs: ffs });

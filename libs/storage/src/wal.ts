@@ -155,7 +155,9 @@ async function replaySegments(
  *
  * Durability contract: a save()/saveSnapshot() promise resolves only after its records were written and
  * fdatasynced. Calls made while a batch is being written join the next batch (group commit: one write and one
- * fdatasync per batch). Any write/fdatasync error fails the Wal permanently (WalFailedError for the failed batch,
+ * fdatasync per batch). A batch that only moves the commit index (no entries, same term and vote) is written but
+ * not fdatasynced, as etcd's raft.MustSync decides: a lost commit index is re-learned from the log after a crash,
+ * while entries, term and vote are promises to other members and must be on disk before anyone hears of them. Any write/fdatasync error fails the Wal permanently (WalFailedError for the failed batch,
  * everything queued and everything later): after a failed fdatasync the kernel may have dropped the dirty pages, so
  * retrying could acknowledge data that is not on disk (PostgreSQL's "fsyncgate"). Restart (Wal.open) to go on.
  */
@@ -365,7 +367,7 @@ export class Wal {
     return { markers, hardState };
   }
 
-  /** Appends entries (then the hard state, if given). Resolves once durable; see the class comment. */
+  /** Appends entries (then the hard state, if given). Resolves once durable (a commit-only change: once written); see the class comment. */
   save(hardState: HardState | undefined, entries: Entry[]): Promise<void> {
     return this.enqueue({ hardState, entries });
   }
@@ -465,7 +467,10 @@ export class Wal {
     const records: WalRecord[] = [];
     let hardState: HardState | undefined;
     let lastIndex = this.lastIndex;
+    let mustSync = false;
+    let { term, vote } = this.hardState;
     for (const p of batch) {
+      if (p.entries.length > 0 || p.marker) mustSync = true;
       for (const entry of p.entries) {
         records.push({ type: RecordType.Entry, entry });
         lastIndex = entry.index;
@@ -473,6 +478,8 @@ export class Wal {
       if (p.hardState) {
         hardState = { term: p.hardState.term, vote: p.hardState.vote, commit: p.hardState.commit };
         records.push({ type: RecordType.HardState, hardState });
+        if (hardState.term !== term || hardState.vote !== vote) mustSync = true;
+        ({ term, vote } = hardState);
       }
       if (p.marker) {
         records.push({ type: RecordType.Snapshot, snapshot: p.marker });
@@ -485,7 +492,7 @@ export class Wal {
     if (this.tail + size > this.segmentSize && this.tail > this.headerEnd) await this.cut();
     const { buf, crc } = encodeFrames(records, this.crc);
     await writeFully(this.fh, buf, this.tail);
-    await this.fh.datasync();
+    if (mustSync) await this.fh.datasync();
     this.tail += size;
     this.crc = crc;
     this.lastIndex = lastIndex;
