@@ -175,6 +175,16 @@ describe('membership changes under write load', () => {
       const refused = await etcdctl(n4.endpoint, ['put', 'x', 'y', '--command-timeout=3s']);
       expect(refused.code).not.toBe(0);
       expect(refused.stderr).toContain('etcdserver: rpc not supported for learner');
+      // The JSON gateway refuses the same calls the same way (etcd's gateway goes through gRPC): 503, code 14.
+      const gateway = (path: string, body: object) => fetch(`${n4.endpoint}/v3/${path}`, { method: 'POST', body: JSON.stringify(body) });
+      const httpPut = await gateway('kv/put', { key: Buffer.from('x').toString('base64'), value: Buffer.from('y').toString('base64') });
+      expect(httpPut.status).toBe(503);
+      expect(await httpPut.json()).toEqual({ error: 'etcdserver: rpc not supported for learner', message: 'etcdserver: rpc not supported for learner', code: 14 });
+      const httpRead = await gateway('kv/range', { key: Buffer.from('load/w0/0000').toString('base64'), serializable: true });
+      expect(httpRead.status).toBe(200);
+      expect(Buffer.from((await httpRead.json()).kvs[0].value, 'base64').toString()).toBe('v0');
+      expect((await gateway('kv/range', { key: Buffer.from('load/w0/0000').toString('base64') })).status).toBe(503);
+      expect((await gateway('maintenance/status', {})).status).toBe(200);
       const n4Id = await idOf(n4);
       await reconfigure(['member', 'promote', n4Id], async () => (await memberRows()).find((r) => r[0] === n4Id)?.[5] === 'false');
       learners.delete(n4);

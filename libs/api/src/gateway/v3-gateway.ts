@@ -8,6 +8,7 @@ import { AuthGuard } from '../auth-guard';
 import { authHandlers } from '../auth.service';
 import { toServiceError, UnaryHandler } from '../errors';
 import { kvHandlers } from '../kv.service';
+import { learnerGuard } from '../learner-guard';
 import { leaseHandlers } from '../lease.service';
 import { clusterHandlers, maintenanceHandlers } from '../maintenance.service';
 import { watchHandlers } from '../watch.service';
@@ -60,13 +61,15 @@ export class V3Gateway {
   constructor(private readonly server: EtcdServer, log?: (msg: string) => void) {
     // The same permission checks as the gRPC services: the caller is whoever the Authorization header's token
     // names (etcd's gateway passes that header on as the token).
+    // A learner refuses all but Status and serializable Range here too (learnerGuard, as on gRPC).
     const guard = new AuthGuard(server);
-    const kv = guard.wrap('KV', kvHandlers(server, log));
-    const lease = guard.wrap('Lease', leaseHandlers(server, log));
-    const cluster = guard.wrap('Cluster', clusterHandlers(server, log));
-    const maintenance = guard.wrap('Maintenance', maintenanceHandlers(server, log));
-    const watch = watchHandlers(server, { watchRefusal: (call, key, rangeEnd) => guard.watchRefusal(call, key, rangeEnd) });
-    const auth = authHandlers(server, guard, log);
+    type Handlers = Record<string, Endpoint['handler']>;
+    const kv = learnerGuard(server, 'KV', guard.wrap('KV', kvHandlers(server, log)), log) as Handlers;
+    const lease = learnerGuard(server, 'Lease', guard.wrap('Lease', leaseHandlers(server, log)), log) as Handlers;
+    const cluster = learnerGuard(server, 'Cluster', guard.wrap('Cluster', clusterHandlers(server, log)), log) as Handlers;
+    const maintenance = learnerGuard(server, 'Maintenance', guard.wrap('Maintenance', maintenanceHandlers(server, log)), log) as Handlers;
+    const watch = learnerGuard(server, 'Watch', watchHandlers(server, { watchRefusal: (call, key, rangeEnd) => guard.watchRefusal(call, key, rangeEnd) }), log) as Handlers;
+    const auth = learnerGuard(server, 'Auth', authHandlers(server, guard, log), log) as Handlers;
     const add = (path: string, kind: Kind, handler: Endpoint['handler'], req: string, res: string) =>
       this.endpoints.set(path, { kind, handler, requestType: req, responseType: res });
     add('kv/range', 'unary', kv.Range, 'RangeRequest', 'RangeResponse');
