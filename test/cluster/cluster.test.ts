@@ -2,10 +2,48 @@
  * A static 3-member nestcd cluster of real processes on loopback, driven by the real etcdctl 3.4
  * (bin/nestcd runs the build: `npm run build` first, as for every process test).
  */
+import * as grpc from '@grpc/grpc-js';
+import { loadEtcdProto } from '@nestcd/api';
 import { etcdctl, spawnEtcdctl, stopAllServers } from '../support';
+import { assertLinearizable, History, kv, KvInput, KvOutput, kvModel } from '../support/linearizability';
 import { Cluster, ClusterMember, ctl, endpointStatus, eventually, startCluster, tableRows } from './cluster-support';
 
 jest.setTimeout(60000);
+
+type Unary = (req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: never) => void) => void;
+type KvStub = grpc.Client & Record<string, Unary>;
+
+/** One history client's get, put or compare-and-swap over gRPC against one member, recorded in `history`. */
+async function recordOp(history: History<KvInput, KvOutput>, client: number, stub: KvStub, op: KvInput): Promise<boolean> {
+  const h = history.invoke(client, op);
+  const call = <T>(method: string, req: object) =>
+    new Promise<T>((resolve, reject) => stub[method](req, { deadline: Date.now() + 2000 }, (err, res) => (err ? reject(err) : resolve(res as T))));
+  const b = (x: string) => Buffer.from(x);
+  try {
+    let out: KvOutput;
+    if (op.type === 'get') {
+      const r = await call<{ kvs: { value: Buffer }[] }>('Range', { key: b(op.key) });
+      out = r.kvs[0] ? r.kvs[0].value.toString() : null;
+    } else if (op.type === 'put') {
+      await call('Put', { key: b(op.key), value: b(op.value) });
+      out = undefined;
+    } else if (op.type === 'cas') {
+      // etcd's CompareResult EQUAL = 0; CompareTarget VERSION = 0, VALUE = 3
+      const compare = op.expected === null ? { result: 0, target: 0, key: b(op.key), version: '0' } : { result: 0, target: 3, key: b(op.key), value: b(op.expected) };
+      const r = await call<{ succeeded: boolean }>('Txn', { compare: [compare], success: [{ requestPut: { key: b(op.key), value: b(op.value) } }], failure: [] });
+      out = r.succeeded;
+    } else {
+      throw new Error('unused');
+    }
+    history.ok(h, out);
+    return true;
+  } catch {
+    // A failed read changed nothing; a failed write may still have been applied (timeout, leader lost).
+    if (op.type === 'get') history.fail(h);
+    else history.info(h);
+    return false;
+  }
+}
 
 describe('a static 3-member cluster', () => {
   let c: Cluster;
@@ -156,6 +194,29 @@ describe('a static 3-member cluster', () => {
       }
     };
     const writers = [writer(0, m[0]), writer(1, m[1]), writer(2, m[2])];
+
+    // Meanwhile three history clients (one per member, moving to a survivor when theirs dies) run gets, puts and
+    // compare-and-swaps on three shared keys over gRPC; the recorded history must be linearizable.
+    const KV = loadEtcdProto().etcdserverpb.KV;
+    const stubs = new Map(m.map((x) => [x, new KV(x.endpoint.replace('http://', ''), grpc.credentials.createInsecure()) as KvStub]));
+    const history = new History<KvInput, KvOutput>();
+    let recording = true;
+    let seq = 0;
+    const recorder = async (cl: number) => {
+      let at = m[cl];
+      let rand = cl * 7919 + 1;
+      const next = () => (rand = (rand * 1103515245 + 12345) & 0x7fffffff);
+      for (let n = 0; recording && n < 3000; n++) {
+        const key = `h/${'abc'[next() % 3]}`;
+        const roll = next() % 10;
+        const value = `c${cl}-${seq++}`;
+        const op = roll < 4 ? kv.get(key) : roll < 7 ? kv.put(key, value) : kv.cas(key, next() % 2 ? null : `c${next() % 3}-${next() % seq}`, value);
+        const ok = await recordOp(history, cl, stubs.get(at)!, op);
+        if (!ok && killed && at === leader) at = survivors[cl % survivors.length];
+        await new Promise((res) => setTimeout(res, ok ? 5 : 100));
+      }
+    };
+    const recorders = [0, 1, 2].map((cl) => recorder(cl));
     await eventually(async () => {
       if (acked.size < 6) throw new Error('not enough writes yet');
     }, 20000, 20);
@@ -170,6 +231,12 @@ describe('a static 3-member cluster', () => {
     expect(next.rows[0].raftTerm).toBeGreaterThan(oldTerm);
     await Promise.all(writers);
     expect(acked.size).toBe(36);
+    recording = false;
+    await Promise.all(recorders);
+    for (const stub of stubs.values()) stub.close();
+    const ops = history.operations();
+    expect(ops.filter((o) => o.status === 'ok' && o.input.type !== 'get').length).toBeGreaterThan(20);
+    assertLinearizable(history, kvModel, { timeoutMs: 60000 });
 
     // Every acknowledged write is there, on both survivors.
     for (const x of survivors) {
@@ -199,6 +266,6 @@ describe('a static 3-member cluster', () => {
     }, 10000);
     expect(hashes).toHaveLength(3);
     // eslint-disable-next-line no-console
-    console.log(`failover: new leader ${electedMs} ms after kill -9 (${failedAttempts} client retries)`);
+    console.log(`failover: new leader ${electedMs} ms after kill -9 (${failedAttempts} client retries); history of ${ops.length} operations linearizable`);
   }, 90000);
 });

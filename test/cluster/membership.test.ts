@@ -182,7 +182,7 @@ describe('membership changes under write load', () => {
       expect(await httpPut.json()).toEqual({ error: 'etcdserver: rpc not supported for learner', message: 'etcdserver: rpc not supported for learner', code: 14 });
       const httpRead = await gateway('kv/range', { key: Buffer.from('load/w0/0000').toString('base64'), serializable: true });
       expect(httpRead.status).toBe(200);
-      expect(Buffer.from((await httpRead.json()).kvs[0].value, 'base64').toString()).toBe('v0');
+      expect(Buffer.from(((await httpRead.json()) as { kvs: { value: string }[] }).kvs[0].value, 'base64').toString()).toBe('v0');
       expect((await gateway('kv/range', { key: Buffer.from('load/w0/0000').toString('base64') })).status).toBe(503);
       expect((await gateway('maintenance/status', {})).status).toBe(200);
       const n4Id = await idOf(n4);
