@@ -10,7 +10,8 @@
 // RESTART_LOAD_SECONDS (600: load deadline per server), RESTART_SERVE_SECONDS (300: restart deadline),
 // RESTART_KILL9 (1: also measure a kill -9 restart), RESTART_TARGETS (etcd,nestcd), RESTART_SNAPSHOT_COUNT
 // (unset: the servers' default 100000; when set, --snapshot-count for both servers),
-// RESTART_NESTCD_NODE_OPTIONS (NODE_OPTIONS for the nestcd child only, e.g. --cpu-prof or heap limits),
+// RESTART_NESTCD_NODE_OPTIONS (NODE_OPTIONS for the nestcd child only, e.g. heap limits), RESTART_NESTCD_NODE_ARGS
+// (node flags NODE_OPTIONS does not take, e.g. `--cpu-prof --cpu-prof-dir=DIR`, put on node's command line),
 // RESTART_KEEP_LOGS (0: when 1, copy each server's log out of the temp dir before it is deleted).
 import * as grpc from '@grpc/grpc-js';
 import { loadEtcdProto } from '@nestcd/api';
@@ -97,7 +98,11 @@ function spawnMember(m: Member): void {
   if (m.name === 'nestcd' && process.env.RESTART_NESTCD_NODE_OPTIONS) env.NODE_OPTIONS = process.env.RESTART_NESTCD_NODE_OPTIONS;
   const log = openSync(m.logFile, 'a');
   m.spawnedAt = performance.now();
-  const proc = spawn(cmd, args, { stdio: ['ignore', log, log], env, cwd: m.dir });
+  // Flags NODE_OPTIONS refuses (--cpu-prof, --trace-gc) go on node's own command line.
+  const nodeArgs = m.name === 'nestcd' ? (process.env.RESTART_NESTCD_NODE_ARGS ?? '').split(' ').filter(Boolean) : [];
+  const proc = nodeArgs.length > 0
+    ? spawn(process.execPath, [...nodeArgs, cmd, ...args], { stdio: ['ignore', log, log], env, cwd: m.dir })
+    : spawn(cmd, args, { stdio: ['ignore', log, log], env, cwd: m.dir });
   closeSync(log);
   live.add(proc);
   m.proc = proc;
