@@ -5,7 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadEtcdProto } from '@nestcd/api';
 import { etcdctl, spawnEtcdctl, stopAllServers } from '../support';
-import { assertLinearizable, History, kv, KvInput, KvOutput, kvModel } from '../support/linearizability';
+import { assertLinearizable, History, kv, KvDriver, KvInput, KvOutput, kvModel, recordKvOp } from '../support/linearizability';
 import { Cluster, ClusterMember, ctl, endpointStatus, eventually, startCluster, tableRows } from './cluster-support';
 
 jest.setTimeout(60000);
@@ -13,36 +13,25 @@ jest.setTimeout(60000);
 type Unary = (req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: never) => void) => void;
 type KvStub = grpc.Client & Record<string, Unary>;
 
-/** One history client's get, put or compare-and-swap over gRPC against one member, recorded in `history`. */
-async function recordOp(history: History<KvInput, KvOutput>, client: number, stub: KvStub, op: KvInput): Promise<boolean> {
-  const h = history.invoke(client, op);
+/** A history client's view of one member over gRPC (each call with a 2 s deadline). */
+function grpcDriver(stub: KvStub): KvDriver {
   const call = <T>(method: string, req: object) =>
     new Promise<T>((resolve, reject) => stub[method](req, { deadline: Date.now() + 2000 }, (err, res) => (err ? reject(err) : resolve(res as T))));
   const b = (x: string) => Buffer.from(x);
-  try {
-    let out: KvOutput;
-    if (op.type === 'get') {
-      const r = await call<{ kvs: { value: Buffer }[] }>('Range', { key: b(op.key) });
-      out = r.kvs[0] ? r.kvs[0].value.toString() : null;
-    } else if (op.type === 'put') {
-      await call('Put', { key: b(op.key), value: b(op.value) });
-      out = undefined;
-    } else if (op.type === 'cas') {
+  return {
+    get: async (key) => {
+      const r = await call<{ kvs: { value: Buffer }[] }>('Range', { key: b(key) });
+      return r.kvs[0] ? r.kvs[0].value.toString() : null;
+    },
+    put: async (key, value) => {
+      await call('Put', { key: b(key), value: b(value) });
+    },
+    cas: async (key, expected, value) => {
       // etcd's CompareResult EQUAL = 0; CompareTarget VERSION = 0, VALUE = 3
-      const compare = op.expected === null ? { result: 0, target: 0, key: b(op.key), version: '0' } : { result: 0, target: 3, key: b(op.key), value: b(op.expected) };
-      const r = await call<{ succeeded: boolean }>('Txn', { compare: [compare], success: [{ requestPut: { key: b(op.key), value: b(op.value) } }], failure: [] });
-      out = r.succeeded;
-    } else {
-      throw new Error('unused');
-    }
-    history.ok(h, out);
-    return true;
-  } catch {
-    // A failed read changed nothing; a failed write may still have been applied (timeout, leader lost).
-    if (op.type === 'get') history.fail(h);
-    else history.info(h);
-    return false;
-  }
+      const compare = expected === null ? { result: 0, target: 0, key: b(key), version: '0' } : { result: 0, target: 3, key: b(key), value: b(expected) };
+      return (await call<{ succeeded: boolean }>('Txn', { compare: [compare], success: [{ requestPut: { key: b(key), value: b(value) } }], failure: [] })).succeeded;
+    },
+  };
 }
 
 describe('a static 3-member cluster', () => {
@@ -199,6 +188,7 @@ describe('a static 3-member cluster', () => {
     // compare-and-swaps on three shared keys over gRPC; the recorded history must be linearizable.
     const KV = loadEtcdProto().etcdserverpb.KV;
     const stubs = new Map(m.map((x) => [x, new KV(x.endpoint.replace('http://', ''), grpc.credentials.createInsecure()) as KvStub]));
+    const drivers = new Map([...stubs].map(([x, stub]) => [x, grpcDriver(stub)]));
     const history = new History<KvInput, KvOutput>();
     let recording = true;
     let seq = 0;
@@ -211,7 +201,7 @@ describe('a static 3-member cluster', () => {
         const roll = next() % 10;
         const value = `c${cl}-${seq++}`;
         const op = roll < 4 ? kv.get(key) : roll < 7 ? kv.put(key, value) : kv.cas(key, next() % 2 ? null : `c${next() % 3}-${next() % seq}`, value);
-        const ok = await recordOp(history, cl, stubs.get(at)!, op);
+        const ok = await recordKvOp(history, cl, drivers.get(at)!, op);
         if (!ok && killed && at === leader) at = survivors[cl % survivors.length];
         await new Promise((res) => setTimeout(res, ok ? 5 : 100));
       }

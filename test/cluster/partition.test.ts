@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../support';
-import { assertLinearizable, History, kv, KvInput, kvModel, KvOutput } from '../support/linearizability';
+import { assertLinearizable, History, kv, KvDriver, KvInput, kvModel, KvOutput, recordKvOp } from '../support/linearizability';
 
 jest.setTimeout(120000);
 
@@ -26,34 +26,23 @@ const waitFor = async (what: string, ok: () => boolean, timeoutMs = 20000) => {
   }
 };
 
-/** One client's operation against one member, recorded in the history. */
-async function runOp(history: History<KvInput, KvOutput>, client: number, server: EtcdServer, op: KvInput): Promise<boolean> {
-  const h = history.invoke(client, op);
-  try {
-    let out: KvOutput;
-    if (op.type === 'get') {
-      const r = await server.range({ key: b(op.key) });
-      out = r.kvs[0] ? r.kvs[0].value.toString() : null;
-    } else if (op.type === 'put') {
-      await server.put({ key: b(op.key), value: b(op.value), lease: 0n });
-      out = undefined;
-    } else if (op.type === 'cas') {
-      const compare = op.expected === null
-        ? { result: CompareResult.EQUAL, target: CompareTarget.VERSION, key: b(op.key), version: 0 }
-        : { result: CompareResult.EQUAL, target: CompareTarget.VALUE, key: b(op.key), value: b(op.expected) };
-      const r = await server.txn({ compare: [compare], success: [{ requestPut: { key: b(op.key), value: b(op.value), lease: 0n } }], failure: [] });
-      out = r.succeeded;
-    } else {
-      throw new Error('unused');
-    }
-    history.ok(h, out);
-    return true;
-  } catch {
-    // A failed read changed nothing; a failed write may still have been applied (timeout, leader change).
-    if (op.type === 'get') history.fail(h);
-    else history.info(h);
-    return false;
-  }
+/** A history client's view of one in-process member. */
+function driverFor(server: EtcdServer): KvDriver {
+  return {
+    get: async (key) => {
+      const r = await server.range({ key: b(key) });
+      return r.kvs[0] ? r.kvs[0].value.toString() : null;
+    },
+    put: async (key, value) => {
+      await server.put({ key: b(key), value: b(value), lease: 0n });
+    },
+    cas: async (key, expected, value) => {
+      const compare = expected === null
+        ? { result: CompareResult.EQUAL, target: CompareTarget.VERSION, key: b(key), version: 0 }
+        : { result: CompareResult.EQUAL, target: CompareTarget.VALUE, key: b(key), value: b(expected) };
+      return (await server.txn({ compare: [compare], success: [{ requestPut: { key: b(key), value: b(value), lease: 0n } }], failure: [] })).succeeded;
+    },
+  };
 }
 
 describe('partition and failover of a 3-member cluster, checked for linearizability', () => {
@@ -102,7 +91,7 @@ describe('partition and failover of a 3-member cluster, checked for linearizabil
         const roll = next() % 10;
         const value = `c${c}-${seq++}`;
         const op = roll < 4 ? kv.get(key) : roll < 7 ? kv.put(key, value) : kv.cas(key, next() % 2 ? null : `c${next() % 5}-${next() % seq}`, value);
-        const ok = await runOp(history, c, member, op);
+        const ok = await recordKvOp(history, c, driverFor(member), op);
         if (ok && phase === 'partition' && op.type !== 'get') okDuring.partition++;
         await sleep(ok ? 2 : 50);
       }

@@ -9,6 +9,7 @@ import {
   checkLinearizable,
   kv,
   kvModel,
+  recordKvOp,
 } from './linearizability';
 
 type Op = Operation<KvInput, KvOutput>;
@@ -234,6 +235,41 @@ describe('History recorder', () => {
     expect(ops[0].ret).toBeLessThan(10_000);
     expect(ops[1].ret).toBe(Infinity);
     expect(checkLinearizable(h, kvModel).ok).toBe(true);
+  });
+});
+
+describe('recordKvOp', () => {
+  it('records outputs of successful calls, failed reads as failed and failed writes as unknown', async () => {
+    const store = new Map<string, string>();
+    let down = false;
+    const guard = () => {
+      if (down) throw new Error('etcdserver: request timed out');
+    };
+    const driver = {
+      get: async (key: string) => (guard(), store.get(key) ?? null),
+      put: async (key: string, value: string) => {
+        guard();
+        store.set(key, value);
+      },
+      cas: async (key: string, expected: string | null, value: string) => {
+        guard();
+        if ((store.get(key) ?? null) !== expected) return false;
+        store.set(key, value);
+        return true;
+      },
+    };
+    const h = new History<KvInput, KvOutput>();
+    expect(await recordKvOp(h, 1, driver, kv.put('a', '1'))).toBe(true);
+    expect(await recordKvOp(h, 1, driver, kv.cas('a', '1', '2'))).toBe(true);
+    expect(await recordKvOp(h, 1, driver, kv.cas('a', '1', '3'))).toBe(true);
+    expect(await recordKvOp(h, 1, driver, kv.get('a'))).toBe(true);
+    down = true;
+    expect(await recordKvOp(h, 2, driver, kv.get('a'))).toBe(false);
+    expect(await recordKvOp(h, 2, driver, kv.put('a', '4'))).toBe(false);
+    const ops = h.operations();
+    expect(ops.map((o) => o.status)).toEqual(['ok', 'ok', 'ok', 'ok', 'fail', 'info']);
+    expect(ops.slice(0, 4).map((o) => o.output)).toEqual([undefined, true, false, '2']);
+    assertLinearizable(h, kvModel);
   });
 });
 

@@ -194,6 +194,39 @@ export const kv = {
   del: (key: string): KvInput => ({ type: 'delete', key }),
 };
 
+/** How a history client reaches the store: one call per kind of operation the kv model checks. */
+export interface KvDriver {
+  get(key: string): Promise<string | null>;
+  put(key: string, value: string): Promise<void>;
+  /** Puts `value` if the key's value is `expected` (`null`: the key is absent); resolves with whether it did. */
+  cas(key: string, expected: string | null, value: string): Promise<boolean>;
+}
+
+/**
+ * Runs one get, put or compare-and-swap through `driver` and records it in `history`: its output when it
+ * succeeds; when it fails, a read as failed (it changed nothing) and a write as unknown (it may still have been
+ * applied: timeout, leader lost). Resolves with whether the operation succeeded.
+ */
+export async function recordKvOp(history: History<KvInput, KvOutput>, client: ClientId, driver: KvDriver, op: KvInput): Promise<boolean> {
+  const h = history.invoke(client, op);
+  try {
+    let out: KvOutput;
+    if (op.type === 'get') out = await driver.get(op.key);
+    else if (op.type === 'put') {
+      await driver.put(op.key, op.value);
+      out = undefined;
+    }
+    else if (op.type === 'cas') out = await driver.cas(op.key, op.expected, op.value);
+    else throw new Error(`recordKvOp does not drive ${op.type}`);
+    history.ok(h, out);
+    return true;
+  } catch {
+    if (op.type === 'get') history.fail(h);
+    else history.info(h);
+    return false;
+  }
+}
+
 function hashString(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
