@@ -1,7 +1,8 @@
 // npm run bench: puts/s and ranges/s over gRPC with 1 and 64 concurrent clients, against nestcd and the real
 // etcd started side by side on loopback, same client code, same machine. Prints both and the ratio.
 // Every loop is bounded by an operation count and a time limit. BENCH_MEMBERS=3 (`npm run bench:cluster`) runs
-// a 3-member cluster of each kind instead, the clients spread over the three members.
+// a 3-member cluster of each kind instead, the clients spread over the three members. BENCH_ROUNDS repeats every
+// workload (both kinds take turns) and reports the median.
 import * as grpc from '@grpc/grpc-js';
 import { loadEtcdProto } from '@nestcd/api';
 import PQueue from 'p-queue';
@@ -11,6 +12,7 @@ const OPS = Number(process.env.BENCH_OPS ?? 20000);
 const TIME_LIMIT_MS = Number(process.env.BENCH_SECONDS ?? 20) * 1000;
 const VALUE = Buffer.alloc(256, 'v');
 const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 1);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
 
 type Unary = (req: object, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
 
@@ -90,30 +92,39 @@ const workloads: { name: string; concurrency: number; op: (c: Record<string, Una
 ];
 
 async function main(): Promise<void> {
-  const results = new Map<string, Map<string, Result>>();
-  for (const name of ['etcd', 'nestcd'] as const) {
-    const target = await start(name);
-    try {
-      const byWorkload = new Map<string, Result>();
+  // Both kinds run side by side for the whole run and take turns per workload (the first to go alternates by
+  // round), so a drift of the machine during the run weighs on both alike; BENCH_ROUNDS > 1 reports medians.
+  const targets: Target[] = [];
+  const runs = new Map<string, Map<string, Result[]>>([['etcd', new Map()], ['nestcd', new Map()]]);
+  try {
+    for (const name of ['etcd', 'nestcd'] as const) targets.push(await start(name));
+    for (let round = 0; round < ROUNDS; round++) {
       for (const w of workloads) {
-        // A single client talks to one member (the first); many clients spread over all of them.
-        const endpoints = w.concurrency === 1 ? target.endpoints.slice(0, 1) : target.endpoints;
-        byWorkload.set(w.name, await measure(endpoints, w.concurrency, w.op));
-        process.stderr.write(`${name}: ${w.name} done\n`);
+        const order = round % 2 === 0 ? targets : [...targets].reverse();
+        for (const target of order) {
+          // A single client talks to one member (the first); many clients spread over all of them.
+          const endpoints = w.concurrency === 1 ? target.endpoints.slice(0, 1) : target.endpoints;
+          const byWorkload = runs.get(target.name)!;
+          const r = await measure(endpoints, w.concurrency, w.op);
+          byWorkload.set(w.name, [...(byWorkload.get(w.name) ?? []), r]);
+          process.stderr.write(`round ${round + 1}/${ROUNDS} ${target.name}: ${w.name}: ${r.opsPerSec.toFixed(0)} op/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms\n`);
+        }
       }
-      results.set(name, byWorkload);
-    } finally {
-      await stop(target);
     }
+  } finally {
+    await Promise.all(targets.map(stop));
   }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const summary = (rs: Result[]): Result => ({ opsPerSec: median(rs.map((r) => r.opsPerSec)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), ops: median(rs.map((r) => r.ops)) });
   const f = (n: number) => n.toFixed(0).padStart(7);
   const ms = (n: number) => n.toFixed(2).padStart(6);
   const shape = MEMBERS <= 1 ? 'one member' : `${MEMBERS}-member clusters (1 client: one member; 64 clients: spread over all)`;
-  console.log(`\n${shape}, 256-byte values, ${OPS} ops per workload (or ${TIME_LIMIT_MS / 1000} s), grpc-js client, loopback\n`);
+  const rounds = ROUNDS > 1 ? `, median of ${ROUNDS} rounds` : '';
+  console.log(`\n${shape}, 256-byte values, ${OPS} ops per workload (or ${TIME_LIMIT_MS / 1000} s)${rounds}, grpc-js client, loopback\n`);
   console.log(`${'workload'.padEnd(34)} ${'etcd op/s'.padStart(10)} ${'p50/p99 ms'.padStart(15)} ${'nestcd op/s'.padStart(12)} ${'p50/p99 ms'.padStart(15)}  ratio`);
   for (const w of workloads) {
-    const e = results.get('etcd')!.get(w.name)!;
-    const n = results.get('nestcd')!.get(w.name)!;
+    const e = summary(runs.get('etcd')!.get(w.name)!);
+    const n = summary(runs.get('nestcd')!.get(w.name)!);
     console.log(`${w.name.padEnd(34)} ${f(e.opsPerSec).padStart(10)} ${`${ms(e.p50)}/${ms(e.p99)}`.padStart(15)} ${f(n.opsPerSec).padStart(12)} ${`${ms(n.p50)}/${ms(n.p99)}`.padStart(15)}  ${(n.opsPerSec / e.opsPerSec).toFixed(2)}x`);
   }
 }
