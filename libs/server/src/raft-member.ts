@@ -61,6 +61,8 @@ export interface StateMachine {
 const CONF_CONTEXT_HEADER_BYTES = 8;
 
 const ENVELOPE_HEADER_BYTES = 9;
+/** Bursts of at least twice this many proposals are proposed in two halves (see flushInputs). */
+const MIN_SPLIT_PROPOSALS = 32;
 
 interface PendingProposal {
   resolve: (r: unknown) => void;
@@ -288,10 +290,16 @@ export class RaftMember implements Proposer {
 
   private flushInputs(): void {
     if (this.queued.length > 0) {
-      const batch = this.queued;
-      const ids = this.queuedIds;
-      this.queued = [];
-      this.queuedIds = [];
+      // A burst is proposed in two halves (only bursts of 2 x MIN_SPLIT_PROPOSALS or more): the first half's
+      // answers are computed and sent while the second half is written, so the clients work on them meanwhile
+      // instead of the server and its clients taking turns over one big batch. The rest is proposed on the next
+      // turn of the drain loop, at most one write later.
+      const waiting = this.queued.length;
+      const take = waiting < 2 * MIN_SPLIT_PROPOSALS ? waiting : Math.ceil(waiting / 2);
+      const batch = this.queued.slice(0, take);
+      const ids = this.queuedIds.slice(0, take);
+      this.queued = this.queued.slice(take);
+      this.queuedIds = this.queuedIds.slice(take);
       try {
         this.node.proposeBatch(batch);
       } catch (err) {
@@ -355,25 +363,35 @@ export class RaftMember implements Proposer {
         messages = early.length === messages.length ? [] : messages.filter((m) => !leaderMaySendBeforePersist(m.type));
       }
     }
-    // 1. persist: nothing else is sent, and nothing applied, before it is durable
+    // Entries committed before this Ready are already durable on a quorum, so they are applied while this Ready's
+    // own entries are written: the disk never idles while answers are computed and sent (etcd's apply loop runs
+    // beside its WAL save the same way). The save is started first so its write leaves before the answers.
+    // A snapshot, or a configuration change (raft must see it applied in order with persistence), keeps the
+    // strict order: persist, then apply.
+    const applyDuringSave = !rd.snapshot && rd.committedEntries.every((e) => e.type !== EntryType.ConfChange);
+    // 1. persist: nothing else is sent before it is durable
     if (rd.snapshot) {
       await this.opts.persistence?.saveSnapshot(rd.snapshot);
       this.storage.applySnapshot(rd.snapshot);
     }
+    let saving: Promise<void> | undefined;
     if (rd.entries.length > 0 || (rd.hardState && (rd.mustSync || rd.snapshot))) {
-      await this.opts.persistence?.save(rd.hardState, rd.entries);
+      saving = this.opts.persistence?.save(rd.hardState, rd.entries);
+      saving?.catch(() => undefined); // awaited below; this only keeps a failure during the apply from going unhandled
     } else if (rd.hardState && this.opts.persistence) {
       // Only the commit index moved: written in order behind earlier records but not awaited (nor fdatasynced,
       // see Wal), as etcd does; after a crash the commit index is learned again from the log.
       this.opts.persistence.save(rd.hardState, rd.entries).catch((err: Error) => this.fail(err));
     }
+    if (applyDuringSave) for (const e of rd.committedEntries) this.applyEntry(e);
+    if (saving) await saving;
     if (rd.entries.length > 0) this.storage.append(rd.entries);
     if (rd.hardState) this.storage.setHardState(rd.hardState);
     // 2. send
     if (messages.length > 0) this.opts.transport?.send(messages);
     // 3. apply
     if (rd.snapshot) this.installSnapshot(rd.snapshot);
-    for (const e of rd.committedEntries) this.applyEntry(e);
+    if (!applyDuringSave) for (const e of rd.committedEntries) this.applyEntry(e);
     for (const rs of rd.readStates) {
       const ctx = Buffer.from(rs.requestCtx);
       if (ctx.length !== 16 || ctx.readBigUInt64BE(0) !== BigInt.asUintN(64, this.opts.id)) continue;

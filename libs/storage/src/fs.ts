@@ -49,22 +49,31 @@ function toStat(s: nodeFs.Stats): FileStat {
   return { size: s.size, isFile: s.isFile(), isDirectory: s.isDirectory(), mode: s.mode & 0o7777 };
 }
 
+/**
+ * Reads, writes and fdatasyncs (the WAL's hot path) go through node:fs's callback API on the handle's descriptor:
+ * on this machine that costs about a third less CPU and a third less latency per call than the promise-based
+ * FileHandle methods (a write + fdatasync pair: ~120 vs ~200 µs of CPU, ~200 vs ~330 µs wall).
+ */
 class NodeFileHandle implements FileHandle {
   constructor(
     readonly path: string,
     private readonly fh: nodeFs.promises.FileHandle,
   ) {}
-  async read(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
-    return (await this.fh.read(buf, offset, length, position)).bytesRead;
+  read(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      nodeFs.read(this.fh.fd, buf, offset, length, position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead)));
+    });
   }
-  async write(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
-    return (await this.fh.write(buf, offset, length, position)).bytesWritten;
+  write(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      nodeFs.write(this.fh.fd, buf, offset, length, position, (err, written) => (err ? reject(err) : resolve(written)));
+    });
   }
   truncate(length: number): Promise<void> {
     return this.fh.truncate(length);
   }
   datasync(): Promise<void> {
-    return this.fh.datasync();
+    return new Promise((resolve, reject) => nodeFs.fdatasync(this.fh.fd, (err) => (err ? reject(err) : resolve())));
   }
   sync(): Promise<void> {
     return this.fh.sync();

@@ -1,0 +1,105 @@
+import { Entry, HardState, MemoryStorage, seededRandom } from '@nestcd/raft';
+import { RaftMember, RaftPersistence, StateMachine } from './raft-member';
+
+// A lone member driven through RaftMember with a persistence whose writes the test holds and releases, to check
+// the order in which a burst of proposals is written, applied and answered.
+
+interface HeldWrite {
+  entries: number;
+  release: () => void;
+}
+
+class HeldPersistence implements RaftPersistence {
+  readonly writes: HeldWrite[] = [];
+  holding = false;
+
+  save(_hardState: HardState | undefined, entries: Entry[]): Promise<void> {
+    if (!this.holding || entries.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.writes.push({ entries: entries.length, release: resolve }));
+  }
+
+  saveSnapshot(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Applies each payload by recording it; answers with the entry's index. */
+class RecordingStateMachine implements StateMachine {
+  readonly applied: string[] = [];
+  apply(_kind: number, payload: Buffer, index: number): unknown {
+    this.applied.push(payload.toString());
+    return index;
+  }
+  snapshot(): Uint8Array {
+    return new Uint8Array(0);
+  }
+  restore(): void {}
+}
+
+const settle = () => new Promise((r) => setImmediate(r));
+
+async function waitFor(what: string, ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 2));
+  if (!ok()) throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('RaftMember (a lone member)', () => {
+  let member: RaftMember;
+  let persistence: HeldPersistence;
+  let machine: RecordingStateMachine;
+
+  beforeEach(async () => {
+    const storage = new MemoryStorage();
+    storage.applySnapshot({ data: new Uint8Array(0), metadata: { index: 1, term: 1, confState: { voters: [1n], learners: [] } } });
+    storage.setHardState({ term: 1, vote: 0n, commit: 1 });
+    persistence = new HeldPersistence();
+    machine = new RecordingStateMachine();
+    member = new RaftMember({
+      id: 1n, storage, stateMachine: machine, persistence, tickMs: 10, electionTicks: 10, snapshotCount: 1_000_000,
+      requestTimeoutMs: 5000, rand: seededRandom(1),
+    });
+    await member.start();
+    await waitFor('leadership', () => member.isLeader);
+    // the new leader's empty entry is applied before the test starts holding writes
+    await member.propose(0, Buffer.from('warm-up'));
+  });
+
+  afterEach(async () => {
+    for (const w of persistence.writes) w.release();
+    await member.stop();
+  });
+
+  it('writes a burst in two halves and answers the first half while the second half is still being written', async () => {
+    persistence.holding = true;
+    const answered: number[] = [];
+    const proposals = Array.from({ length: 64 }, (_, i) => member.propose(0, Buffer.from(`p${i}`)).then(() => answered.push(i)));
+
+    await waitFor('the first write', () => persistence.writes.length === 1);
+    expect(persistence.writes[0].entries).toBe(32);
+    await settle();
+    expect(answered).toEqual([]); // nothing is answered before its entry is durable
+
+    persistence.writes[0].release();
+    await waitFor('the second write', () => persistence.writes.length === 2);
+    expect(persistence.writes[1].entries).toBe(32);
+    await waitFor('the first half answered', () => answered.length === 32);
+    await settle();
+    // the second half stays unanswered while its write is held
+    expect(answered.sort((a, b) => a - b)).toEqual(Array.from({ length: 32 }, (_, i) => i));
+
+    persistence.writes[1].release();
+    await Promise.all(proposals);
+    expect(answered).toHaveLength(64);
+    expect(machine.applied.slice(-64)).toEqual(Array.from({ length: 64 }, (_, i) => `p${i}`));
+  });
+
+  it('writes a smaller burst in one write', async () => {
+    persistence.holding = true;
+    const proposals = Array.from({ length: 40 }, (_, i) => member.propose(0, Buffer.from(`q${i}`)));
+    await waitFor('the write', () => persistence.writes.length === 1);
+    expect(persistence.writes[0].entries).toBe(40);
+    persistence.writes[0].release();
+    await Promise.all(proposals);
+    expect(persistence.writes).toHaveLength(1);
+  });
+});
