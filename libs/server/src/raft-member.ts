@@ -363,12 +363,13 @@ export class RaftMember implements Proposer {
         messages = early.length === messages.length ? [] : messages.filter((m) => !leaderMaySendBeforePersist(m.type));
       }
     }
-    // Entries committed before this Ready are already durable on a quorum, so they are applied while this Ready's
-    // own entries are written: the disk never idles while answers are computed and sent (etcd's apply loop runs
-    // beside its WAL save the same way). The save is started first so its write leaves before the answers.
-    // A snapshot, or a configuration change (raft must see it applied in order with persistence), keeps the
-    // strict order: persist, then apply.
-    const applyDuringSave = !rd.snapshot && rd.committedEntries.every((e) => e.type !== EntryType.ConfChange);
+    // On the leader, entries committed before this Ready are already durable on a quorum, so they are applied
+    // while this Ready's own entries are written: answers are computed and sent while the disk works (etcd's apply
+    // loop runs beside its WAL save the same way). The save is started first so its write leaves before the
+    // answers. A follower keeps persist, acknowledge, then apply: applying first would hold back the
+    // acknowledgement the leader's commit waits for. A snapshot, or a configuration change (raft must see it
+    // applied in order with persistence), keeps the strict order too.
+    const applyDuringSave = this.node.raft.state === StateType.Leader && !rd.snapshot && rd.committedEntries.every((e) => e.type !== EntryType.ConfChange);
     // 1. persist: nothing else is sent before it is durable
     if (rd.snapshot) {
       await this.opts.persistence?.saveSnapshot(rd.snapshot);
