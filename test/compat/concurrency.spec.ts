@@ -78,8 +78,10 @@ describe('compat: lock / elect', () => {
         const r1 = await e1.stop('SIGTERM'); // resigns
         await e2.waitFor(/p2\n$/);
         await observer.waitFor(/p2\n$/);
-        const r2 = await e2.stop('SIGTERM');
+        // The observer stops while it watches p2's key. Stopping e2 first would delete that key and
+        // race the observer's next Get against its SIGTERM (etcdctl then logs a cancelled call).
         const ro = await observer.stop('SIGTERM');
+        const r2 = await e2.stop('SIGTERM');
         return { r1, e2WhileE1Leads, r2, ro };
       },
       { normalize: { lockNames: ['myelect'] } },
