@@ -1,5 +1,6 @@
 // Translation between etcd's wire messages and the mvcc contract, with etcd's request checks on the way in.
 import { EtcdError, Errors, GrpcCode } from '@nestcd/errors';
+import * as protobuf from 'protobufjs';
 import {
   Compare, DeleteRangeRequest, DeleteRangeResponse, Event, KeyValue, PutRequest, PutResponse, RangeRequest,
   RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse, validateTxn,
@@ -21,7 +22,7 @@ export function toNumber(v: Int64 | undefined | null): number {
 }
 
 export function toBigInt(v: Int64 | undefined | null): bigint {
-  if (v === undefined || v === null || v === '') return 0n;
+  if (v === undefined || v === null || v === '' || v === '0' || v === 0) return 0n;
   try {
     return BigInt(v);
   } catch {
@@ -120,21 +121,28 @@ export function requestSize(req: unknown): number {
   return 0;
 }
 
+/** requestSize of a PutRequest (two byte fields, a lease, three flags) without walking the object: puts are the hot path. */
+export function putRequestSize(req: PutRequest): number {
+  return req.key.length + req.value.length + 24;
+}
+
 // ---- responses out ----
 
-// Member and cluster IDs never change for a member: render their decimal strings once, not per response.
-const idStrings = new Map<bigint, string>();
-const idString = (id: bigint): string => {
-  let s = idStrings.get(id);
-  if (s === undefined) {
-    s = id.toString();
-    if (idStrings.size < 64) idStrings.set(id, s);
+// Member and cluster IDs never change for a member: convert them once, not per response. They go out as Longs:
+// protobufjs copies a Long field by its bits, where a decimal string would be parsed again for every response.
+const idLongs = new Map<bigint, protobuf.Long>();
+const idLong = (id: bigint): protobuf.Long => {
+  let l = idLongs.get(id);
+  if (l === undefined) {
+    const bits = BigInt.asUintN(64, id);
+    l = new protobuf.util.LongBits(Number(bits & 0xffffffffn), Number(bits >> 32n)).toLong(true);
+    if (idLongs.size < 64) idLongs.set(id, l);
   }
-  return s;
+  return l;
 };
 
 export function headerOut(h: Header): PbHeader {
-  return { clusterId: idString(h.clusterId), memberId: idString(h.memberId), revision: h.revision, raftTerm: h.raftTerm };
+  return { clusterId: idLong(h.clusterId), memberId: idLong(h.memberId), revision: h.revision, raftTerm: h.raftTerm };
 }
 
 export function kvOut(kv: KeyValue): PbKeyValue {

@@ -32,7 +32,16 @@ function countedHandlers(server: EtcdServer, service: string, definition: grpc.S
   for (const [method, handler] of Object.entries(handlers)) {
     const def = definition[method];
     const type = !def ? 'unary' : def.requestStream && def.responseStream ? 'bidi_stream' : def.responseStream ? 'server_stream' : def.requestStream ? 'client_stream' : 'unary';
-    const count = (code: number) => server.metrics.grpcHandled.inc({ grpc_type: type, grpc_service: service, grpc_method: method, grpc_code: CODE_NAMES[code] ?? 'Unknown' });
+    // One labelled child per status code, looked up once: resolving the label set costs more than the increment.
+    const byCode = new Map<number, { inc(): void }>();
+    const count = (code: number) => {
+      let child = byCode.get(code);
+      if (!child) {
+        child = server.metrics.grpcHandled.labels({ grpc_type: type, grpc_service: service, grpc_method: method, grpc_code: CODE_NAMES[code] ?? 'Unknown' });
+        byCode.set(code, child);
+      }
+      child.inc();
+    };
     if (type === 'unary') {
       out[method] = ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
         handler(call, (err: grpc.ServiceError | null, value?: unknown) => {

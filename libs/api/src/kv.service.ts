@@ -1,7 +1,7 @@
 import { Errors } from '@nestcd/errors';
 import type { EtcdServer } from '@nestcd/server';
 import {
-  deleteRangeRequestIn, deleteRangeResponseOut, headerOut, putRequestIn, putResponseOut, rangeRequestIn,
+  deleteRangeRequestIn, deleteRangeResponseOut, headerOut, putRequestIn, putRequestSize, putResponseOut, rangeRequestIn,
   rangeResponseOut, requestSize, toNumber, txnRequestIn, txnResponseOut,
 } from './codec';
 import { unary } from './errors';
@@ -19,7 +19,7 @@ export function kvHandlers(server: EtcdServer, log?: (msg: string) => void) {
     }, log),
     Put: unary(async (pb: PbPutRequest) => {
       const req = putRequestIn(pb);
-      checkSize(req);
+      if (putRequestSize(req) > maxRequestBytes) throw Errors.requestTooLarge();
       const res = await server.put(req);
       return putResponseOut(res, headerOut(server.header(res.revision)));
     }, log),

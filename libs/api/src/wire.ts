@@ -1,9 +1,11 @@
+import type { Long } from 'protobufjs';
 // The shapes of etcd's messages as @grpc/proto-loader presents them with PROTO_OPTIONS.
 // int64/uint64 arrive as decimal strings; we accept numbers and strings going out.
 
 export type Int64 = string | number;
 
-export interface PbHeader { clusterId: string; memberId: string; revision: Int64; raftTerm: Int64 }
+/** clusterId and memberId are unsigned Longs going out (see headerOut), decimal strings coming in. */
+export interface PbHeader { clusterId: Long | string; memberId: Long | string; revision: Int64; raftTerm: Int64 }
 export interface PbKeyValue { key: Buffer; createRevision: Int64; modRevision: Int64; version: Int64; value: Buffer; lease: Int64 }
 export interface PbEvent { type: number; kv: PbKeyValue; prevKv?: PbKeyValue | null }
 

@@ -52,7 +52,14 @@ const corrupt = () => Errors.invalidArgument('nestcd: mvcc: corrupt snapshot');
 
 export class Reader {
   private pos = 0;
-  constructor(private readonly buf: Buffer) {}
+  /**
+   * `copyBytes` false: bytes() returns views into `buf` instead of copies, for buffers whose contents are used only
+   * while they are read (a command being applied: the store copies what it keeps).
+   */
+  constructor(
+    private readonly buf: Buffer,
+    private readonly copyBytes = true,
+  ) {}
   get done(): boolean {
     return this.pos >= this.buf.length;
   }
@@ -73,12 +80,13 @@ export class Reader {
     if (this.pos + 8 > this.buf.length) throw corrupt();
     const v = this.buf.readBigInt64BE(this.pos);
     this.pos += 8;
-    return v;
+    return v === 0n ? 0n : v; // the literal: a zero kept by the store (a key's lease) is not a new heap object each time
   }
   bytes(): Buffer {
     const n = this.uint();
     if (this.pos + n > this.buf.length) throw corrupt();
-    const b = Buffer.from(this.buf.subarray(this.pos, this.pos + n)); // copy: do not pin the snapshot buffer
+    const view = this.buf.subarray(this.pos, this.pos + n);
+    const b = this.copyBytes ? Buffer.from(view) : view; // a copy does not pin a snapshot's buffer
     this.pos += n;
     return b;
   }

@@ -163,6 +163,7 @@ export function encodeCommand(cmd: Command): Buffer {
   return w.finish();
 }
 
+/** The command's byte fields are views into `buf`: the store copies what it keeps (values, new keys). */
 export function decodeCommand(buf: Buffer): Command {
-  return readCommand(new Reader(buf));
+  return readCommand(new Reader(buf, false));
 }

@@ -68,6 +68,8 @@ interface Rec {
 }
 interface KeyIdx {
   key: Buffer;
+  /** the tree's key string, shared by this key's history events (a put's own lookup string is short-lived) */
+  ks: string;
   recs: Rec[];
 }
 /** An event as kept in the history; prevKv is the key's previous live kv (state at revision - 1). */
@@ -334,13 +336,14 @@ export class MvccStore implements WatcherHost {
   // ------------------------------------------------------------------ write execution
 
   private execPut(ctx: WriteCtx, p: PutRequest): PutResponse {
-    const ks = latin1(p.key);
+    let ks = latin1(p.key);
     let idx = this.tree.get(ks);
+    if (idx) ks = idx.ks;
     const prev = liveLatest(idx);
     const value = p.ignoreValue ? prev!.value : Buffer.from(p.value ?? EMPTY);
     const lease = p.ignoreLease ? prev!.lease : (p.lease ?? 0n);
     if (!idx) {
-      idx = { key: Buffer.from(ks, 'latin1'), recs: [] };
+      idx = { key: Buffer.from(ks, 'latin1'), ks, recs: [] };
       this.tree.set(ks, idx);
     }
     const kv: KeyValue = {
@@ -447,7 +450,8 @@ export class MvccStore implements WatcherHost {
   private commit(ctx: WriteCtx): void {
     if (ctx.events.length === 0) return;
     this.rev = ctx.rev;
-    this.history.push(ctx.events);
+    // Kept until compaction: a copy sized to its events, not the 16 slots V8 gives an array on its first push.
+    this.history.push(ctx.events.slice());
     this.size += ctx.bytes;
     this.notify(ctx.rev, ctx.events);
   }
@@ -935,7 +939,7 @@ export class MvccStore implements WatcherHost {
       if (n === 0) throw corruptSnapshot();
       const last = recs[n - 1].kv;
       if (last.version !== 0 && last.lease !== 0n) s.leases.get(last.lease)?.keys.add(ks);
-      pairs.push([ks, { key, recs }]);
+      pairs.push([ks, { key, ks, recs }]);
     }
     if (!r.done) throw corruptSnapshot();
     s.tree.setPairs(pairs);

@@ -151,6 +151,7 @@ function isDefault(field: protobuf.Field, v: unknown): boolean {
   if (typeof v === 'bigint') return v === 0n;
   if (typeof v === 'string') return field.type === 'string' || field.type === 'bytes' ? v === '' : v === '0' || v === '-0';
   if (v instanceof Uint8Array) return v.length === 0;
+  if (protobuf.util.isInteger((v as protobuf.Long).low) && protobuf.util.isInteger((v as protobuf.Long).high)) return (v as protobuf.Long).low === 0 && (v as protobuf.Long).high === 0;
   return false;
 }
 
