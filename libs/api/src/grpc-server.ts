@@ -6,6 +6,7 @@ import { clusterHandlers, maintenanceHandlers } from './maintenance.service';
 import { serviceDefinition } from './proto';
 import { watchHandlers, WatchOptions } from './watch.service';
 import { FrontDoor, Http1Handler } from './front-door';
+import { FastUnaryMethod, UnaryFastPath } from './unary-fast-path';
 import { AuthGuard } from './auth-guard';
 import { learnerGuard } from './learner-guard';
 import { authHandlers } from './auth.service';
@@ -13,6 +14,9 @@ import type * as tls from 'node:tls';
 
 /** etcd lets a gRPC message exceed --max-request-bytes by this much before grpc itself refuses it. */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
+const MAX_SEND_BYTES = 2 ** 31 - 1;
+/** The unary KV calls served by UnaryFastPath ahead of grpc-js (the hot path of every client). */
+const FAST_KV_METHODS = ['Range', 'Put', 'DeleteRange', 'Txn'] as const;
 
 export interface GrpcServerOptions extends WatchOptions {
   log?: (msg: string) => void;
@@ -69,11 +73,12 @@ export class EtcdGrpcServer {
   private readonly grpcServer: grpc.Server;
   readonly boundPorts: number[] = [];
   private frontDoor?: FrontDoor;
+  private readonly fastPath: UnaryFastPath;
 
   constructor(private readonly server: EtcdServer, private readonly options: GrpcServerOptions = {}) {
     this.grpcServer = new grpc.Server({
       'grpc.max_receive_message_length': server.config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
-      'grpc.max_send_message_length': 2 ** 31 - 1,
+      'grpc.max_send_message_length': MAX_SEND_BYTES,
       // channelz keeps per-call counters and traces nobody reads here; it was the largest allocator per call.
       'grpc.enable_channelz': 0,
       'grpc.keepalive_permit_without_calls': 1,
@@ -85,10 +90,21 @@ export class EtcdGrpcServer {
     // with client cert auth the certificate's common name is the user when a request carries no token).
     const guard = new AuthGuard(server, (peer) => (options.tls?.clientCertAuth ? this.frontDoor?.peerCommonName(peer) : undefined));
     const watchOptions: WatchOptions = { ...options, watchRefusal: (call, key, rangeEnd) => guard.watchRefusal(call, key, rangeEnd) };
+    const fastMethods = new Map<string, FastUnaryMethod>();
     const add = (name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth', handlers: Record<string, unknown>) => {
       const definition = serviceDefinition(name);
       const guarded = learnerGuard(server, name, handlers, log) as Record<string, Function>;
-      this.grpcServer.addService(definition, countedHandlers(server, `etcdserverpb.${name}`, definition, guarded));
+      const implementation = countedHandlers(server, `etcdserverpb.${name}`, definition, guarded);
+      this.grpcServer.addService(definition, implementation);
+      if (name !== 'KV') return;
+      for (const method of FAST_KV_METHODS) {
+        const def = definition[method];
+        fastMethods.set(def.path, {
+          deserialize: def.requestDeserialize,
+          serialize: def.responseSerialize as (value: unknown) => Buffer,
+          handler: implementation[method] as grpc.handleUnaryCall<unknown, unknown>,
+        });
+      }
     };
     add('KV', guard.wrap('KV', kvHandlers(server, log)));
     add('Watch', watchHandlers(server, watchOptions));
@@ -96,6 +112,7 @@ export class EtcdGrpcServer {
     add('Cluster', guard.wrap('Cluster', clusterHandlers(server, log)));
     add('Maintenance', guard.wrap('Maintenance', maintenanceHandlers(server, log)));
     add('Auth', authHandlers(server, guard, log));
+    this.fastPath = new UnaryFastPath(fastMethods, server.config.maxRequestBytes + GRPC_OVERHEAD_BYTES, MAX_SEND_BYTES);
   }
 
   /**
@@ -104,7 +121,7 @@ export class EtcdGrpcServer {
    * bound ports (0 in a URL picks a free one).
    */
   async listen(urls: string[]): Promise<number[]> {
-    this.frontDoor ??= new FrontDoor(this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure()), {
+    this.frontDoor ??= new FrontDoor(this.fastPath.capture(() => this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure())), {
       log: this.options.log,
       http1Handler: this.options.http1Handler,
     });
