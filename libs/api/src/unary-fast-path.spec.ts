@@ -24,6 +24,7 @@ describe('UnaryFastPath', () => {
     const key = (call.request.key as Buffer).toString();
     if (key === 'fail') return cb(Object.assign(new Error('x'), { code: grpc.status.NOT_FOUND, details: 'etcdserver: requested lease not found' }));
     if (key === 'slow') return void setTimeout(() => cb(null, { header: header(2) }), 1000).unref();
+    if (key === 'late') return void setTimeout(() => cb(null, { header: header(2) }), 300).unref();
     if (key === 'throw') throw new Error('handler blew up');
     cb(null, { header: header(2) });
   };
@@ -97,6 +98,16 @@ describe('UnaryFastPath', () => {
     await expect(call('put', { key: Buffer.from('slow') }, new grpc.Metadata(), { deadline: Date.now() + 200 })).rejects.toMatchObject({
       code: grpc.status.DEADLINE_EXCEEDED,
     });
+  });
+
+  it('drops the answer to a call the client cancelled, and keeps serving', async () => {
+    const rejected = new Promise((resolve) => {
+      const c = client.put({ key: Buffer.from('late') }, new grpc.Metadata(), {}, (err) => resolve(err?.code));
+      setTimeout(() => c.cancel(), 50);
+    });
+    expect(await rejected).toBe(grpc.status.CANCELLED);
+    await new Promise((resolve) => setTimeout(resolve, 400)); // the handler answers the cancelled call meanwhile
+    expect((await call('put', { key: Buffer.from('after') })).header.revision).toBe('2');
   });
 
   it('serves many concurrent calls on one connection', async () => {

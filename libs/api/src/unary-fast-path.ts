@@ -223,9 +223,11 @@ class FastUnaryExchange {
     frame[0] = 0;
     frame.writeUInt32BE(message.length, 1);
     message.copy(frame, 5);
-    stream.respond({ ...RESPONSE_HEADERS }, { waitForTrailers: true });
-    stream.once('wantTrailers', () => stream.sendTrailers({ ...OK_TRAILERS }));
-    stream.end(frame);
+    this.write(() => {
+      stream.respond({ ...RESPONSE_HEADERS }, { waitForTrailers: true });
+      stream.once('wantTrailers', () => this.write(() => stream.sendTrailers({ ...OK_TRAILERS })));
+      stream.end(frame);
+    });
   }
 
   /** A trailers-only answer, as grpc-js sends a status before any message. */
@@ -234,17 +236,28 @@ class FastUnaryExchange {
     this.finish();
     const { stream } = this;
     if (stream.destroyed || stream.closed) return;
-    const trailers: http2.OutgoingHttpHeaders = {
-      'grpc-status': String(code),
-      'grpc-message': encodeURI(details),
-      ...RESPONSE_HEADERS,
-      ...(metadata ? metadata.toHttp2Headers() : {}),
-    };
-    if (stream.headersSent) {
-      stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      return;
+    this.write(() => {
+      if (stream.headersSent) {
+        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+        return;
+      }
+      stream.respond(
+        { 'grpc-status': String(code), 'grpc-message': encodeURI(details), ...RESPONSE_HEADERS, ...(metadata ? metadata.toHttp2Headers() : {}) },
+        { endStream: true },
+      );
+    });
+  }
+
+  /**
+   * Stream calls that can throw if the client went away in between (or a message cannot be encoded): this runs in
+   * the handler's callback, where a throw would escape as an unhandled rejection, so the stream is reset instead.
+   */
+  private write(fn: () => void): void {
+    try {
+      fn();
+    } catch {
+      if (!this.stream.destroyed) this.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     }
-    stream.respond(trailers, { endStream: true });
   }
 
   private finish(): void {
