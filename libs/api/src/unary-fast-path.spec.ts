@@ -7,7 +7,7 @@ import { FastUnaryMethod, UnaryFastPath } from './unary-fast-path';
 // (as FrontDoor feeds it). grpc-js's own KV handlers answer revision 1; the fast path's answer revision 2, so
 // every response says which side served it.
 
-type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => void;
+type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => grpc.ClientUnaryCall;
 
 const header = (revision: number) => ({ clusterId: '1', memberId: '2', revision, raftTerm: 3 });
 
