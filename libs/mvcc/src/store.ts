@@ -61,19 +61,18 @@ const EMPTY = Buffer.alloc(0);
 const cmpStr = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const latin1 = (b: Buffer): string => b.toString('latin1');
 
-/** One revision of one key. kv.version === 0 marks a tombstone (kv is then the DELETE event's kv). */
-interface Rec {
-  kv: KeyValue;
-  sub: number;
-}
 interface KeyIdx {
   key: Buffer;
   /** the tree's key string, shared by this key's history events (a put's own lookup string is short-lived) */
   ks: string;
   recs: Rec[];
 }
-/** An event as kept in the history; prevKv is the key's previous live kv (state at revision - 1). */
-interface HistEvent {
+/**
+ * One revision of one key, which is also its event in the history: the key's revision list and the history share
+ * the object (fewer long-lived heap objects per revision: major GC time grows with their number).
+ * kv.version === 0 marks a tombstone (kv is then the DELETE event's kv); prevKv is the key's previous live kv.
+ */
+interface Rec {
   type: EventType;
   kv: KeyValue;
   prevKv: KeyValue | undefined;
@@ -90,7 +89,7 @@ interface LeaseState {
 /** A write in progress: one main revision, sub-revisions in order of change. */
 class WriteCtx {
   sub = 0;
-  readonly events: HistEvent[] = [];
+  readonly events: Rec[] = [];
   bytes = 0;
   constructor(readonly rev: number) {}
   /** the revision reads inside this write see (etcd: beginRev, +1 once something changed). */
@@ -205,8 +204,12 @@ export class MvccStore implements WatcherHost {
   private tree = new BTree<string, KeyIdx>(undefined, cmpStr);
   private rev = 1;
   private compactRev = 0;
-  /** history[r - histBase] = events of revision r, for r in [histBase, rev]. */
-  private history: HistEvent[][] = [[]];
+  /**
+   * The event history, flat: revision r (histBase <= r <= rev) owns histEvents[histStart[r - histBase]] up to
+   * histStart[r - histBase + 1]. Flat arrays instead of one array per revision: one object less per revision.
+   */
+  private histEvents: Rec[] = [];
+  private histStart: number[] = [0, 0];
   private histBase = 1;
   private size = 0;
   private readonly leases = new Map<bigint, LeaseState>();
@@ -219,7 +222,7 @@ export class MvccStore implements WatcherHost {
   private readonly unsynced = new Set<WatcherImpl>();
   private passScheduled = false;
   private notifying = false;
-  private readonly pendingNotify: Array<[number, HistEvent[]]> = [];
+  private readonly pendingNotify: Array<[number, Rec[]]> = [];
 
   constructor(opts: MvccOptions = {}) {
     this.clock = opts.clock ?? Date.now;
@@ -300,11 +303,21 @@ export class MvccStore implements WatcherHost {
     });
     // history: drop revisions < rev; at rev itself only what the keyspace kept (puts, no prevKv)
     if (rev > this.histBase) {
-      this.history.splice(0, rev - this.histBase);
+      const from = this.histStart[rev - this.histBase];
+      const to = this.histStart[rev - this.histBase + 1];
+      const kept: Rec[] = [];
+      for (let i = from; i < to; i++) {
+        const e = this.histEvents[i];
+        if (e.type !== EventType.PUT) continue;
+        e.prevKv = undefined; // shared with the key's revision list, which never reads prevKv
+        kept.push(e);
+      }
+      const shift = to - kept.length;
+      const starts = [0];
+      for (let i = rev - this.histBase + 1; i < this.histStart.length; i++) starts.push(this.histStart[i] - shift);
+      this.histEvents = kept.concat(this.histEvents.slice(to));
+      this.histStart = starts;
       this.histBase = rev;
-      this.history[0] = this.history[0]
-        .filter((e) => e.type === EventType.PUT)
-        .map((e) => (e.prevKv ? { ...e, prevKv: undefined } : e));
     }
     if (this.unsynced.size > 0) this.schedulePass();
     return { revision: this.rev };
@@ -354,12 +367,12 @@ export class MvccStore implements WatcherHost {
       value,
       lease,
     };
-    const sub = ctx.sub++;
-    idx.recs.push({ kv, sub });
+    const rec: Rec = { type: EventType.PUT, kv, prevKv: prev, ks, sub: ctx.sub++ };
+    idx.recs.push(rec);
     ctx.bytes += recSize(kv);
     if (prev && prev.lease !== 0n) this.leases.get(prev.lease)?.keys.delete(ks);
     if (lease !== 0n) this.leases.get(lease)?.keys.add(ks);
-    ctx.events.push({ type: EventType.PUT, kv, prevKv: prev, ks, sub });
+    ctx.events.push(rec);
     const resp: PutResponse = { revision: ctx.rev };
     if (p.prevKv && prev) resp.prevKv = copyKv(prev);
     return resp;
@@ -369,11 +382,11 @@ export class MvccStore implements WatcherHost {
     const prev = liveLatest(idx);
     if (!prev) return undefined;
     const kv: KeyValue = { key: idx.key, createRevision: 0, modRevision: ctx.rev, version: 0, value: EMPTY, lease: 0n };
-    const sub = ctx.sub++;
-    idx.recs.push({ kv, sub });
+    const rec: Rec = { type: EventType.DELETE, kv, prevKv: prev, ks, sub: ctx.sub++ };
+    idx.recs.push(rec);
     ctx.bytes += recSize(kv);
     if (prev.lease !== 0n) this.leases.get(prev.lease)?.keys.delete(ks);
-    ctx.events.push({ type: EventType.DELETE, kv, prevKv: prev, ks, sub });
+    ctx.events.push(rec);
     return prev;
   }
 
@@ -450,8 +463,9 @@ export class MvccStore implements WatcherHost {
   private commit(ctx: WriteCtx): void {
     if (ctx.events.length === 0) return;
     this.rev = ctx.rev;
-    // Kept until compaction: a copy sized to its events, not the 16 slots V8 gives an array on its first push.
-    this.history.push(ctx.events.slice());
+    const evs = ctx.events;
+    for (let i = 0; i < evs.length; i++) this.histEvents.push(evs[i]);
+    this.histStart.push(this.histEvents.length);
     this.size += ctx.bytes;
     this.notify(ctx.rev, ctx.events);
   }
@@ -689,11 +703,11 @@ export class MvccStore implements WatcherHost {
     }
   }
 
-  private toEvent(w: WatcherImpl, e: HistEvent): Event {
+  private toEvent(w: WatcherImpl, e: Rec): Event {
     return w.prevKv && e.prevKv ? { type: e.type, kv: e.kv, prevKv: e.prevKv } : { type: e.type, kv: e.kv };
   }
 
-  private wants(w: WatcherImpl, e: HistEvent): boolean {
+  private wants(w: WatcherImpl, e: Rec): boolean {
     return e.type === EventType.PUT ? !w.noPut : !w.noDelete;
   }
 
@@ -708,7 +722,7 @@ export class MvccStore implements WatcherHost {
     }
   }
 
-  private notify(rev: number, events: HistEvent[]): void {
+  private notify(rev: number, events: Rec[]): void {
     if (this.syncedCount === 0) return;
     if (this.notifying) {
       // a sink applied a write: deliver it after the current revision, in order
@@ -727,10 +741,10 @@ export class MvccStore implements WatcherHost {
     }
   }
 
-  private deliverLive(rev: number, events: HistEvent[]): void {
+  private deliverLive(rev: number, events: Rec[]): void {
     if (this.syncedCount === 0) return;
     const per = new Map<WatcherImpl, Event[]>();
-    const add = (w: WatcherImpl, e: HistEvent) => {
+    const add = (w: WatcherImpl, e: Rec) => {
       if (rev < w.nextRev || !this.wants(w, e)) return;
       let list = per.get(w);
       if (!list) per.set(w, (list = []));
@@ -792,9 +806,12 @@ export class MvccStore implements WatcherHost {
     let scanned = 0;
     const tmp: Event[] = [];
     while (r <= cur && scanned < WATCH_SCAN_MAX_REVS) {
-      const hes = this.history[r - this.histBase];
+      const end = this.histStart[r - this.histBase + 1];
       tmp.length = 0;
-      for (const e of hes) if (w.matches(e.ks) && this.wants(w, e)) tmp.push(this.toEvent(w, e));
+      for (let i = this.histStart[r - this.histBase]; i < end; i++) {
+        const e = this.histEvents[i];
+        if (w.matches(e.ks) && this.wants(w, e)) tmp.push(this.toEvent(w, e));
+      }
       if (evs.length > 0 && evs.length + tmp.length > WATCH_BATCH_MAX_EVENTS) break;
       for (const e of tmp) evs.push(e);
       r++;
@@ -906,7 +923,7 @@ export class MvccStore implements WatcherHost {
       s.leases.set(id, { id, ttl, expiry: now + ttl * 1000, keys: new Set() });
     }
     s.histBase = Math.max(1, s.compactRev);
-    const buckets: HistEvent[][] = Array.from({ length: s.rev - s.histBase + 1 }, () => []);
+    const buckets: Rec[][] = Array.from({ length: s.rev - s.histBase + 1 }, () => []);
     const nKeys = r.uint();
     const pairs: [string, KeyIdx][] = [];
     for (let i = 0; i < nKeys; i++) {
@@ -928,13 +945,12 @@ export class MvccStore implements WatcherHost {
           kv = { key, createRevision, modRevision, version, value, lease };
         }
         if (modRevision > s.rev || (j > 0 && modRevision < recs[j - 1].kv.modRevision)) throw corruptSnapshot();
-        recs.push({ kv, sub });
+        // at the compact revision the history keeps no prevKv (as after applyCompaction)
+        const prev = j > 0 && modRevision > s.histBase && recs[j - 1].kv.version !== 0 ? recs[j - 1].kv : undefined;
+        const rec: Rec = { type: version === 0 ? EventType.DELETE : EventType.PUT, kv, prevKv: prev, ks, sub };
+        recs.push(rec);
         s.size += recSize(kv);
-        if (modRevision >= s.histBase) {
-          const prev = j > 0 && recs[j - 1].kv.version !== 0 ? recs[j - 1].kv : undefined;
-          const type = version === 0 ? EventType.DELETE : EventType.PUT;
-          buckets[modRevision - s.histBase].push({ type, kv, prevKv: prev, ks, sub });
-        }
+        if (modRevision >= s.histBase) buckets[modRevision - s.histBase].push(rec);
       }
       if (n === 0) throw corruptSnapshot();
       const last = recs[n - 1].kv;
@@ -943,8 +959,13 @@ export class MvccStore implements WatcherHost {
     }
     if (!r.done) throw corruptSnapshot();
     s.tree.setPairs(pairs);
-    for (const b of buckets) b.sort((a, c) => a.sub - c.sub);
-    s.history = buckets;
+    s.histEvents = [];
+    s.histStart = [0];
+    for (const b of buckets) {
+      b.sort((a, c) => a.sub - c.sub);
+      for (const e of b) s.histEvents.push(e);
+      s.histStart.push(s.histEvents.length);
+    }
     return s;
   }
 }
