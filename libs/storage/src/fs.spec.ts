@@ -1,6 +1,6 @@
 import * as nodeFs from 'node:fs';
 import * as path from 'node:path';
-import { FaultyFileSystem, NodeFileSystem, SimulatedCrashError, readWholeFile, writeFully } from './fs';
+import { FaultyFileSystem, FileHandle, NodeFileSystem, SimulatedCrashError, readWholeFile, writeFully, writeFullyNow } from './fs';
 import { ensureDataDir, layout, memberDir, snapDir, walDir } from './data-dir';
 import { rmDir, tmpDir } from './test-helpers';
 
@@ -16,13 +16,16 @@ describe('FileSystem', () => {
     const f = path.join(dir, 'a');
     const fh = await fs.open(f, 'wx');
     await writeFully(fh, Buffer.from('hello'), 3);
+    writeFullyNow(fh, Buffer.from('HE'), 3);
+    expect(fh.writeNow(Buffer.from('xyz'), 1, 2, 8)).toBe(2);
     await fh.truncate(16);
     await fh.datasync();
     await fh.sync();
     expect((await fh.stat()).size).toBe(16);
     await fh.close();
     await expect(fs.open(f, 'wx')).rejects.toMatchObject({ code: 'EEXIST' });
-    expect((await readWholeFile(fs, f)).subarray(0, 8)).toEqual(Buffer.from('\0\0\0hello'));
+    expect((await readWholeFile(fs, f)).subarray(0, 8)).toEqual(Buffer.from('\0\0\0HEllo'));
+    expect((await readWholeFile(fs, f)).subarray(8, 10)).toEqual(Buffer.from('yz'));
     await fs.rename(f, path.join(dir, 'b'));
     await fs.fsyncDir(dir);
     expect(await fs.readdir(dir)).toEqual(['b']);
@@ -32,32 +35,38 @@ describe('FileSystem', () => {
     await expect(fs.stat(path.join(dir, 'b'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
-  it('FaultyFileSystem: torn write writes a prefix, then the process is dead', async () => {
+  // Both ways of writing (through the thread pool, and writeNow on the calling thread) meet the same faults.
+  const writers: Array<[string, (fh: FileHandle, buf: Buffer, offset: number, length: number, position: number) => Promise<number>]> = [
+    ['write', (fh, buf, offset, length, position) => fh.write(buf, offset, length, position)],
+    ['writeNow', async (fh, buf, offset, length, position) => fh.writeNow(buf, offset, length, position)],
+  ];
+
+  it.each(writers)('FaultyFileSystem (%s): torn write writes a prefix, then the process is dead', async (_, write) => {
     const ffs = new FaultyFileSystem();
     const f = path.join(dir, 't');
     const fh = await ffs.open(f, 'w');
     ffs.tearAfterBytes = 4;
-    await expect(fh.write(Buffer.from('abcdefgh'), 0, 8, 0)).rejects.toBeInstanceOf(SimulatedCrashError);
+    await expect(write(fh, Buffer.from('abcdefgh'), 0, 8, 0)).rejects.toBeInstanceOf(SimulatedCrashError);
     await expect(fh.datasync()).rejects.toBeInstanceOf(SimulatedCrashError);
     await expect(ffs.readdir(dir)).rejects.toBeInstanceOf(SimulatedCrashError);
     await fh.close();
     expect(nodeFs.readFileSync(f, 'utf8')).toBe('abcd');
   });
 
-  it('FaultyFileSystem: short writes, EIO on fdatasync, ENOSPC and recovery', async () => {
+  it.each(writers)('FaultyFileSystem (%s): short writes, EIO on fdatasync, ENOSPC and recovery', async (_, write) => {
     const ffs = new FaultyFileSystem();
     const fh = await ffs.open(path.join(dir, 's'), 'w');
     ffs.shortWrites = true;
-    expect(await fh.write(Buffer.from('abcdefgh'), 0, 8, 0)).toBe(4);
+    expect(await write(fh, Buffer.from('abcdefgh'), 0, 8, 0)).toBe(4);
     ffs.shortWrites = false;
     ffs.failFsync = 'once';
     await expect(fh.datasync()).rejects.toMatchObject({ code: 'EIO' });
     await fh.datasync();
     ffs.spaceLeft = 3;
-    expect(await fh.write(Buffer.from('12345'), 0, 5, 0)).toBe(3);
-    await expect(fh.write(Buffer.from('45'), 0, 2, 3)).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect(await write(fh, Buffer.from('12345'), 0, 5, 0)).toBe(3);
+    await expect(write(fh, Buffer.from('45'), 0, 2, 3)).rejects.toMatchObject({ code: 'ENOSPC' });
     ffs.spaceLeft = Infinity;
-    expect(await fh.write(Buffer.from('45'), 0, 2, 3)).toBe(2);
+    expect(await write(fh, Buffer.from('45'), 0, 2, 3)).toBe(2);
     await fh.close();
     expect(nodeFs.readFileSync(path.join(dir, 's'), 'utf8')).toBe('12345');
     await ffs.flipBit(path.join(dir, 's'), 0, 0);

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { emptyHardState } from '@nestcd/raft';
 import { FaultyFileSystem, NodeFileSystem } from './fs';
 import { WalCorruptionError, WalExistsError, WalFailedError, WalNotFoundError, WalSnapshotMismatchError } from './errors';
-import { Wal, parseSegmentName, segmentName } from './wal';
+import { WRITE_NOW_MAX_BYTES, Wal, parseSegmentName, segmentName } from './wal';
 import { HEADER_SIZE, RecordType, scanSegment } from './wal-record';
 import { entries, entry, hs, plain, rmDir, tick, tmpDir, walFiles } from './test-helpers';
 
@@ -372,6 +372,27 @@ describe('Wal', () => {
       expect(ffs.stats.writes).toBeGreaterThan(ffs.stats.datasyncs);
       const r = await Wal.open(dir, { segmentSize: 4096 });
       expect(r.entries.map((e) => e.index)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+      await r.wal.close();
+    });
+
+    it('small batches are written on the calling thread, big ones through the pool; both survive short and torn writes', async () => {
+      const ffs = new FaultyFileSystem();
+      ffs.shortWrites = true;
+      const wal = await Wal.create(dir, META, { fs: ffs });
+      await wal.save(hs(1, 1), entries(1, 3));
+      expect(ffs.stats.writesNow).toBeGreaterThan(0);
+      const before = { ...ffs.stats };
+      const big = 'b'.repeat(WRITE_NOW_MAX_BYTES + 1);
+      await wal.save(hs(1, 4), [entry(4, 1, big)]);
+      expect(ffs.stats.writesNow).toBe(before.writesNow);
+      expect(ffs.stats.writes).toBeGreaterThan(before.writes + 1); // short writes: the pool path loops too
+      ffs.shortWrites = false;
+      ffs.tearAfterBytes = 1000;
+      await expect(wal.save(hs(1, 5), [entry(5, 1, big)])).rejects.toBeInstanceOf(WalFailedError);
+      await wal.close();
+      const r = await Wal.open(dir);
+      expect(r.entries.map((e) => e.index)).toEqual([1, 2, 3, 4]);
+      expect(Buffer.from(r.entries[3].data).toString()).toBe(big);
       await r.wal.close();
     });
 

@@ -8,13 +8,15 @@ import {
   WalNotFoundError,
   WalSnapshotMismatchError,
 } from './errors';
-import { FileHandle, FileSystem, defaultFileSystem, errnoCode, readWholeFile, writeFully } from './fs';
+import { FileHandle, FileSystem, defaultFileSystem, errnoCode, readWholeFile, writeFully, writeFullyNow } from './fs';
 import { DirLock } from './lock';
 import { RecordType, SnapshotMarker, WalMetadata, WalRecord, encodeFrames, frameSize, scanSegment } from './wal-record';
 
 export type { SnapshotMarker, WalMetadata } from './wal-record';
 
 export const DEFAULT_SEGMENT_SIZE = 64 * 1024 * 1024;
+/** Batches up to this size are written on the event loop's thread (see writeBatch); bigger ones via the pool. */
+export const WRITE_NOW_MAX_BYTES = 256 * 1024;
 
 export interface WalOptions {
   /** All file access goes through this (default: node:fs). */
@@ -491,7 +493,10 @@ export class Wal {
     for (const r of records) size += frameSize(r);
     if (this.tail + size > this.segmentSize && this.tail > this.headerEnd) await this.cut();
     const { buf, crc } = encodeFrames(records, this.crc);
-    await writeFully(this.fh, buf, this.tail);
+    // A small batch is copied into the page cache on this thread (tens of µs), sparing two thread-pool wake-ups
+    // per write; a big one (a follower catching up, huge values) goes through the pool so the event loop keeps going.
+    if (buf.byteLength <= WRITE_NOW_MAX_BYTES) writeFullyNow(this.fh, buf, this.tail);
+    else await writeFully(this.fh, buf, this.tail);
     if (mustSync) await this.fh.datasync();
     this.tail += size;
     this.crc = crc;
