@@ -3,6 +3,7 @@
 // Every loop is bounded by an operation count and a time limit. BENCH_MEMBERS=3 (`npm run bench:cluster`) runs
 // a 3-member cluster of each kind instead, the clients spread over the three members. BENCH_ROUNDS repeats every
 // workload (both kinds take turns) and reports the median.
+import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { loadEtcdProto } from '@nestcd/api';
 import PQueue from 'p-queue';
@@ -56,14 +57,33 @@ function call(client: Record<string, Unary>, method: string, req: object): Promi
   return new Promise((resolve, reject) => client[method](req, (err, res) => (err ? reject(err) : resolve(res))));
 }
 
-interface Result { opsPerSec: number; p50: number; p99: number; ops: number }
+interface Result { opsPerSec: number; p50: number; p99: number; ops: number; cpuUsPerOp: number }
+
+/**
+ * CPU time (user + system, all threads) the server processes have used so far, in µs, from /proc/PID/stat
+ * (Linux; USER_HZ is 100 there). NaN where it cannot be read. On 2 cores shared with the client, server CPU per
+ * operation is what throughput is traded against, so the table shows it beside op/s.
+ */
+function serverCpuUs(pids: Array<number | undefined>): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) * 10_000;
+    } catch {
+      return NaN;
+    }
+  }
+  return total;
+}
 
 /** Runs `op` OPS times (or until the time limit) with `concurrency` requests in flight over up to 8 channels per
  * endpoint (requests go round-robin over the channels, so over the members too). */
-async function measure(endpoints: string[], concurrency: number, op: (c: Record<string, Unary>, i: number) => Promise<unknown>): Promise<Result> {
+async function measure(endpoints: string[], pids: Array<number | undefined>, concurrency: number, op: (c: Record<string, Unary>, i: number) => Promise<unknown>): Promise<Result> {
   const clients = Array.from({ length: Math.min(concurrency, 8) * endpoints.length }, (_, i) => kvClient(endpoints[i % endpoints.length]));
   const queue = new PQueue({ concurrency });
   const latencies: number[] = [];
+  const cpuBefore = serverCpuUs(pids);
   const started = performance.now();
   let issued = 0;
   while (issued < OPS && performance.now() - started < TIME_LIMIT_MS) {
@@ -77,10 +97,11 @@ async function measure(endpoints: string[], concurrency: number, op: (c: Record<
   }
   await queue.onIdle();
   const elapsed = (performance.now() - started) / 1000;
+  const cpuUsPerOp = (serverCpuUs(pids) - cpuBefore) / latencies.length;
   for (const c of clients) c.close();
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))];
-  return { opsPerSec: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), ops: latencies.length };
+  return { opsPerSec: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), ops: latencies.length, cpuUsPerOp };
 }
 
 const workloads: { name: string; concurrency: number; op: (c: Record<string, Unary>, i: number) => Promise<unknown> }[] = [
@@ -105,9 +126,9 @@ async function main(): Promise<void> {
           // A single client talks to one member (the first); many clients spread over all of them.
           const endpoints = w.concurrency === 1 ? target.endpoints.slice(0, 1) : target.endpoints;
           const byWorkload = runs.get(target.name)!;
-          const r = await measure(endpoints, w.concurrency, w.op);
+          const r = await measure(endpoints, target.servers.map((s) => s.pid), w.concurrency, w.op);
           byWorkload.set(w.name, [...(byWorkload.get(w.name) ?? []), r]);
-          process.stderr.write(`round ${round + 1}/${ROUNDS} ${target.name}: ${w.name}: ${r.opsPerSec.toFixed(0)} op/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms\n`);
+          process.stderr.write(`round ${round + 1}/${ROUNDS} ${target.name}: ${w.name}: ${r.opsPerSec.toFixed(0)} op/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, server CPU ${r.cpuUsPerOp.toFixed(0)} µs/op\n`);
         }
       }
     }
@@ -115,17 +136,18 @@ async function main(): Promise<void> {
     await Promise.all(targets.map(stop));
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const summary = (rs: Result[]): Result => ({ opsPerSec: median(rs.map((r) => r.opsPerSec)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), ops: median(rs.map((r) => r.ops)) });
+  const summary = (rs: Result[]): Result => ({ opsPerSec: median(rs.map((r) => r.opsPerSec)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), ops: median(rs.map((r) => r.ops)), cpuUsPerOp: median(rs.map((r) => r.cpuUsPerOp)) });
   const f = (n: number) => n.toFixed(0).padStart(7);
   const ms = (n: number) => n.toFixed(2).padStart(6);
   const shape = MEMBERS <= 1 ? 'one member' : `${MEMBERS}-member clusters (1 client: one member; 64 clients: spread over all)`;
   const rounds = ROUNDS > 1 ? `, median of ${ROUNDS} rounds` : '';
-  console.log(`\n${shape}, 256-byte values, ${OPS} ops per workload (or ${TIME_LIMIT_MS / 1000} s)${rounds}, grpc-js client, loopback\n`);
-  console.log(`${'workload'.padEnd(34)} ${'etcd op/s'.padStart(10)} ${'p50/p99 ms'.padStart(15)} ${'nestcd op/s'.padStart(12)} ${'p50/p99 ms'.padStart(15)}  ratio`);
+  console.log(`\n${shape}, 256-byte values, ${OPS} ops per workload (or ${TIME_LIMIT_MS / 1000} s)${rounds}, grpc-js client, loopback;`);
+  console.log('server CPU: user + system time of all server processes per operation\n');
+  console.log(`${'workload'.padEnd(34)} ${'etcd op/s'.padStart(10)} ${'p50/p99 ms'.padStart(15)} ${'nestcd op/s'.padStart(12)} ${'p50/p99 ms'.padStart(15)}  ratio  CPU µs/op etcd/nestcd`);
   for (const w of workloads) {
     const e = summary(runs.get('etcd')!.get(w.name)!);
     const n = summary(runs.get('nestcd')!.get(w.name)!);
-    console.log(`${w.name.padEnd(34)} ${f(e.opsPerSec).padStart(10)} ${`${ms(e.p50)}/${ms(e.p99)}`.padStart(15)} ${f(n.opsPerSec).padStart(12)} ${`${ms(n.p50)}/${ms(n.p99)}`.padStart(15)}  ${(n.opsPerSec / e.opsPerSec).toFixed(2)}x`);
+    console.log(`${w.name.padEnd(34)} ${f(e.opsPerSec).padStart(10)} ${`${ms(e.p50)}/${ms(e.p99)}`.padStart(15)} ${f(n.opsPerSec).padStart(12)} ${`${ms(n.p50)}/${ms(n.p99)}`.padStart(15)}  ${(n.opsPerSec / e.opsPerSec).toFixed(2)}x  ${`${e.cpuUsPerOp.toFixed(0)}/${n.cpuUsPerOp.toFixed(0)}`.padStart(9)}`);
   }
 }
 
