@@ -103,3 +103,42 @@ describe('RaftMember (a lone member)', () => {
     expect(persistence.writes).toHaveLength(1);
   });
 });
+
+describe('RaftMember request timeout', () => {
+  it("fails a proposal that is not applied within the request timeout with etcd's timeout error", async () => {
+    const storage = new MemoryStorage();
+    storage.applySnapshot({ data: new Uint8Array(0), metadata: { index: 1, term: 1, confState: { voters: [1n], learners: [] } } });
+    storage.setHardState({ term: 1, vote: 0n, commit: 1 });
+    const persistence = new HeldPersistence();
+    const member = new RaftMember({
+      id: 1n, storage, stateMachine: new RecordingStateMachine(), persistence, tickMs: 10, electionTicks: 10,
+      snapshotCount: 1_000_000, requestTimeoutMs: 200, rand: seededRandom(1),
+    });
+    try {
+      await member.start();
+      await waitFor('leadership', () => member.isLeader);
+      await member.propose(0, Buffer.from('warm-up'));
+      const answeredInTime = member.propose(0, Buffer.from('quick'));
+      await expect(answeredInTime).resolves.toBeDefined();
+
+      persistence.holding = true; // the next write never completes: its proposal cannot be applied
+      const started = performance.now();
+      const stuck = member.propose(0, Buffer.from('stuck')).then(
+        () => 'applied',
+        (e: Error) => e.message,
+      );
+      let giveUp: NodeJS.Timeout | undefined;
+      const stillPending = new Promise<string>((resolve) => {
+        giveUp = setTimeout(() => resolve('still pending after 2 s'), 2000);
+      });
+      expect(await Promise.race([stuck, stillPending])).toBe('etcdserver: request timed out');
+      clearTimeout(giveUp);
+      const waited = performance.now() - started;
+      expect(waited).toBeGreaterThanOrEqual(195);
+      expect(waited).toBeLessThan(2000);
+    } finally {
+      for (const w of persistence.writes) w.release();
+      await member.stop();
+    }
+  });
+});

@@ -67,7 +67,8 @@ const MIN_SPLIT_PROPOSALS = 32;
 interface PendingProposal {
   resolve: (r: unknown) => void;
   reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
+  /** performance.now() past which the proposal fails with etcd's timeout (checked on every tick, see expireProposals) */
+  deadline: number;
 }
 
 interface ReadRound {
@@ -141,6 +142,7 @@ export class RaftMember implements Proposer {
     // A lone voter need not wait out an election timeout to lead.
     if (voters.length === 1 && voters[0] === this.opts.id) this.node.campaign();
     this.ticker = setInterval(() => {
+      this.expireProposals(performance.now());
       this.node.tick();
       this.schedule();
     }, this.opts.tickMs);
@@ -210,10 +212,7 @@ export class RaftMember implements Proposer {
     data.writeBigUInt64BE(id, 1);
     payload.copy(data, ENVELOPE_HEADER_BYTES);
     return new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (this.pending.delete(id)) reject(Errors.timeout());
-      }, this.opts.requestTimeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, deadline: performance.now() + this.opts.requestTimeoutMs });
       this.queued.push(data);
       this.queuedIds.push(id);
       this.schedule();
@@ -232,10 +231,7 @@ export class RaftMember implements Proposer {
     ctx.writeBigUInt64BE(id, 0);
     context.copy(ctx, CONF_CONTEXT_HEADER_BYTES);
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (this.pending.delete(id)) reject(Errors.timeout());
-      }, this.opts.requestTimeoutMs);
-      this.pending.set(id, { resolve: () => resolve(), reject, timer });
+      this.pending.set(id, { resolve: () => resolve(), reject, deadline: performance.now() + this.opts.requestTimeoutMs });
       try {
         this.node.proposeConfChange({ type, nodeId, context: ctx });
       } catch (err) {
@@ -465,11 +461,23 @@ export class RaftMember implements Proposer {
     this.settle(id, undefined, undefined);
   }
 
+  /**
+   * Fails proposals past the request timeout with etcd's timeout. One sweep per tick instead of a timer per
+   * proposal (a timer to arm and clear on every write). All proposals share one timeout and the Map keeps insertion
+   * order, so the expired ones come first.
+   */
+  private expireProposals(now: number): void {
+    for (const [id, p] of this.pending) {
+      if (p.deadline > now) break;
+      this.pending.delete(id);
+      p.reject(Errors.timeout());
+    }
+  }
+
   private settle(id: bigint, result: unknown, error: Error | undefined): void {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
-    clearTimeout(p.timer);
     if (error) p.reject(error);
     else p.resolve(result);
   }
@@ -537,7 +545,6 @@ export class RaftMember implements Proposer {
 
   private failAll(err: Error): void {
     for (const [id, p] of this.pending) {
-      clearTimeout(p.timer);
       this.pending.delete(id);
       p.reject(err);
     }
