@@ -86,6 +86,24 @@ describe('revisions and versions', () => {
   });
 });
 
+describe('compaction and memory', () => {
+  // White-box: a key's records double as its history events, and the event at a revision holds the previous value
+  // (prevKv). Once compaction takes that revision out of the history, the kept record must let the old value go.
+  it('a key kept at or below the compact revision no longer holds its overwritten value', () => {
+    const { store } = newStore();
+    put(store, 'a', 'old'); // 2
+    put(store, 'a', 'kept'); // 3
+    put(store, 'b', 'x'); // 4
+    put(store, 'a', 'new'); // 5
+    type Held = { recs: Array<{ kv: { modRevision: number }; prevKv?: unknown }> };
+    const recsOf = (k: string) => (store as unknown as { tree: { get(k: string): Held | undefined } }).tree.get(k)!.recs;
+    expect(recsOf('a').map((r) => r.prevKv !== undefined)).toEqual([false, true, true]);
+    store.apply({ compaction: { revision: 4 } });
+    expect(recsOf('a').map((r) => [r.kv.modRevision, r.prevKv !== undefined])).toEqual([[3, false], [5, true]]);
+    expect(recsOf('b').map((r) => r.prevKv)).toEqual([undefined]);
+  });
+});
+
 describe('range', () => {
   function seeded() {
     const { store } = newStore();

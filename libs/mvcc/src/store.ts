@@ -294,6 +294,8 @@ export class MvccStore implements WatcherHost {
       const recs = idx.recs;
       const i = lastAtOrBelow(recs, rev);
       if (i < 0) return;
+      // the kept record is at or below rev, where the history keeps no prevKv: let the old value go
+      recs[i].prevKv = undefined;
       const drop = recs[i].kv.version === 0 ? i + 1 : i;
       if (drop === 0) return;
       for (let j = 0; j < drop; j++) this.size -= recSize(recs[j].kv);
