@@ -1,7 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import { FrontDoor, sniffHttp1 } from './front-door';
+import { FrontDoor, FrontDoorStats, sniffHttp1 } from './front-door';
+import { SplitExchange, SplitStreamHandler, SplitStreamIo, withPeerAddresses } from './front-door-split';
 
 // End to end: a real grpc-js server behind the front door, real grpc-js clients, raw sockets.
 
@@ -36,10 +37,14 @@ interface Harness {
   door: FrontDoor;
   port: number;
   hosts: string[];
+  /** grpc-js's getPeer() of each Bidi call */
+  peers: string[];
   logs: string[];
+  mode: Mode;
+  echo: DoorEcho;
 }
 
-function echoServer(hosts: string[], onCancel: () => void = () => undefined): grpc.Server {
+function echoServer(hosts: string[], onCancel: () => void = () => undefined, peers: string[] = []): grpc.Server {
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 << 20 });
   server.addService(ECHO, {
     Unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
@@ -49,6 +54,7 @@ function echoServer(hosts: string[], onCancel: () => void = () => undefined): gr
     },
     Bidi: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
       hosts.push(call.getHost());
+      peers.push(call.getPeer());
       call.on('data', (d: Buffer) => call.write(d));
       call.on('end', () => call.end());
       call.on('error', () => undefined);
@@ -58,17 +64,54 @@ function echoServer(hosts: string[], onCancel: () => void = () => undefined): gr
   return server;
 }
 
-async function startHarness(opts: ConstructorParameters<typeof FrontDoor>[1] = {}): Promise<Harness> {
+/**
+ * Serves /test.Echo/Unary at the door (as UnaryFastPath serves KV calls), with grpc-js's echo semantics: the
+ * x-tag metadata value and ':' before the payload. A tag of `slow-N` answers after N ms. Bidi stays with grpc-js.
+ */
+class DoorEcho implements SplitStreamHandler {
+  served = 0;
+  open(io: SplitStreamIo): SplitExchange | undefined {
+    if (io.headers[':path'] !== '/test.Echo/Unary') return undefined;
+    this.served++;
+    const chunks: Buffer[] = [];
+    return {
+      data: (chunk) => chunks.push(chunk),
+      aborted: () => undefined,
+      end: () => {
+        const body = Buffer.concat(chunks);
+        const payload = body.subarray(5, 5 + body.readUInt32BE(1));
+        const tag = io.headers['x-tag'] as string | undefined;
+        const answer = () => io.respond(tag ? Buffer.concat([Buffer.from(`${tag}:`), payload]) : Buffer.from(payload));
+        const slow = /^slow-(\d+)$/.exec(tag ?? '');
+        if (slow) setTimeout(answer, Number(slow[1]));
+        else answer();
+      },
+    };
+  }
+}
+
+type Mode = 'classic' | 'split';
+
+/** Connections the door took over, whichever way it handles them. */
+function expectConnections(h: Harness, counts: { fast: number; rewritten: number }): void {
+  if (h.mode === 'split') expect(h.door.stats).toMatchObject<Partial<FrontDoorStats>>({ split: counts.fast + counts.rewritten, fast: 0, rewritten: 0 });
+  else expect(h.door.stats).toMatchObject<Partial<FrontDoorStats>>(counts);
+}
+
+async function startHarness(opts: ConstructorParameters<typeof FrontDoor>[1] = {}, mode: Mode = 'classic'): Promise<Harness> {
   const hosts: string[] = [];
   const logs: string[] = [];
-  const server = echoServer(hosts, () => h.cancelled++);
-  const door = new FrontDoor(server.createConnectionInjector(grpc.ServerCredentials.createInsecure()), {
+  const peers: string[] = [];
+  const server = echoServer(hosts, () => h.cancelled++, peers);
+  const echo = new DoorEcho();
+  const door = new FrontDoor(withPeerAddresses(() => server.createConnectionInjector(grpc.ServerCredentials.createInsecure())), {
     log: (m) => logs.push(m),
     trace: (m) => logs.push(m),
+    ...(mode === 'split' ? { streams: echo } : {}),
     ...opts,
   });
   const port = await door.listen('127.0.0.1', 0);
-  const h: Harness = { server, door, port, hosts, logs, cancelled: 0 };
+  const h: Harness = { server, door, port, hosts, peers, logs, cancelled: 0, mode, echo };
   return h;
 }
 
@@ -174,10 +217,11 @@ describe('the bug the front door fixes', () => {
   });
 });
 
-describe('FrontDoor', () => {
+// classic: grpc-js gets each connection (raw, or rewritten); split: the door serves Unary itself, grpc-js the rest.
+describe.each<Mode>(['classic', 'split'])('FrontDoor (%s)', (mode) => {
   let h: Harness;
   beforeEach(async () => {
-    h = await startHarness();
+    h = await startHarness({}, mode);
   });
   afterEach(async () => {
     await stopHarness(h);
@@ -195,8 +239,11 @@ describe('FrontDoor', () => {
       runs.push(expect(bidi(bogus, ['a', 'b', 'c'])).resolves.toEqual(['a', 'b', 'c']));
       runs.push(expect(bidi(normal, ['d', 'e'])).resolves.toEqual(['d', 'e']));
       await Promise.all(runs);
-      expect(h.door.stats).toMatchObject({ fast: 1, rewritten: 1 });
+      expectConnections(h, { fast: 1, rewritten: 1 });
       expect(new Set(h.hosts)).toEqual(new Set([`127.0.0.1:${h.port}`]));
+      // the client's address, as grpc-js gives it to handlers (the certificate's user is looked up by it)
+      for (const peer of h.peers) expect(peer).toMatch(/^(::ffff:)?127\.0\.0\.1:\d+$/);
+      if (mode === 'split') expect(h.echo.served).toBe(40);
       expect(h.logs.some((l) => l.includes(`":authority" "http://127.0.0.1:${h.port}"`) || l.includes(`:authority "http://127.0.0.1:${h.port}"`))).toBe(true);
     } finally {
       bogus.close();
@@ -210,8 +257,10 @@ describe('FrontDoor', () => {
       for (let i = 0; i < 200; i++) {
         // metadata that changes, repeats, and eventually pushes entries out of the client's dynamic table
         await expect(unary(bogus, 'p', `tag-${i % 7}-${'x'.repeat(i % 50)}`)).resolves.toEqual(Buffer.from(`tag-${i % 7}-${'x'.repeat(i % 50)}:p`));
+        // and the blocks the server gets (re-encoded) stay in sync too
+        if (i % 20 === 0) await expect(bidi(bogus, [`m${i}`])).resolves.toEqual([`m${i}`]);
       }
-      expect(h.door.stats.rewritten).toBe(1);
+      expectConnections(h, { fast: 0, rewritten: 1 });
     } finally {
       bogus.close();
     }
@@ -236,7 +285,7 @@ describe('FrontDoor', () => {
       call.on('error', () => undefined);
       call.write(Buffer.from('hi'));
       await new Promise((r) => call.once('data', r));
-      expect(h.door.stats.rewritten).toBe(1);
+      expectConnections(h, { fast: 0, rewritten: 1 });
       await proxy.close(); // the TCP connection dies under both ends
       await waitFor(() => h.cancelled > 0);
       await waitFor(async () => (await h.door.connectionCount()) === 0);
@@ -250,9 +299,12 @@ describe('FrontDoor', () => {
     try {
       const big = Buffer.alloc(3 << 20, 7);
       big.write('head');
-      const res = await unary(bogus, big);
+      // several at once, beside a stream: they share the connection's flow-control windows both ways
+      const [res, res2, streamed] = await Promise.all([unary(bogus, big), unary(bogus, big, 't'), bidi(bogus, Array.from({ length: 20 }, (_, i) => `${i}`.repeat(50_000)))]);
       expect(res.length).toBe(big.length);
       expect(res.equals(big)).toBe(true);
+      expect(res2.equals(Buffer.concat([Buffer.from('t:'), big]))).toBe(true);
+      expect(streamed).toEqual(Array.from({ length: 20 }, (_, i) => `${i}`.repeat(50_000)));
     } finally {
       bogus.close();
     }
@@ -273,7 +325,7 @@ describe('FrontDoor', () => {
         await proxy.close();
       }
     }
-    expect(h.door.stats).toMatchObject({ fast: 2, rewritten: 2 });
+    expectConnections(h, { fast: 2, rewritten: 2 });
   });
 
   it('closes garbage connections and keeps serving the others', async () => {
@@ -327,16 +379,144 @@ describe('FrontDoor', () => {
     expect(h.door.stats.http1).toBe(1);
   });
 
-  it('answers PINGs itself while it waits for a first request', async () => {
+  it('answers PINGs before a first request', async () => {
     const { frame, H2_PREFACE, FrameType } = await import('./front-door-h2');
     const res = await rawExchange(
       h.port,
       Buffer.concat([H2_PREFACE, frame(FrameType.SETTINGS, 0, 0), frame(FrameType.PING, 0, 0, Buffer.from('12345678'))]),
       500,
     );
-    // our empty SETTINGS, then the PING ACK
-    expect(res.reply.toString('hex')).toBe(`000000040000000000${'000008060100000000'}${Buffer.from('12345678').toString('hex')}`);
+    const hex = res.reply.toString('hex');
+    const pingAck = `000008060100000000${Buffer.from('12345678').toString('hex')}`;
+    // classic: our empty SETTINGS, then the PING ACK; split: the server's own SETTINGS and ACK come between
+    if (mode === 'classic') expect(hex).toBe(`000000040000000000${pingAck}`);
+    else expect(hex.startsWith('000000040000000000') && hex.includes(pingAck)).toBe(true);
     expect(res.closed).toBe(false);
+  });
+});
+
+interface RawCall {
+  /** Reads the answer (not before: an unread answer holds back the client's flow-control credit). */
+  read(): Promise<{ message: Buffer; grpcStatus?: string }>;
+}
+
+/** Starts one gRPC call over a raw node:http2 session. */
+function startGrpc(session: http2.ClientHttp2Session, path: string, payload: Buffer, tag?: string): RawCall {
+  const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...(tag ? { 'x-tag': tag } : {}) });
+  let grpcStatus: string | undefined;
+  let failed: Error | undefined;
+  req.on('trailers', (t) => (grpcStatus = t['grpc-status'] as string));
+  req.on('error', (err) => (failed = err));
+  const framed = Buffer.alloc(5 + payload.length);
+  framed.writeUInt32BE(payload.length, 1);
+  payload.copy(framed, 5);
+  req.end(framed);
+  return {
+    read: () =>
+      new Promise((resolve, reject) => {
+        if (failed) return reject(failed);
+        const parts: Buffer[] = [];
+        req.on('data', (d: Buffer) => parts.push(d));
+        req.on('end', () => {
+          const body = Buffer.concat(parts);
+          resolve({ message: body.length >= 5 ? body.subarray(5, 5 + body.readUInt32BE(1)) : body, grpcStatus });
+        });
+        req.on('error', reject);
+      }),
+  };
+}
+
+/** One gRPC call over a raw node:http2 session: the answer's message and grpc-status as they came. */
+function rawGrpc(session: http2.ClientHttp2Session, path: string, payload: Buffer, tag?: string): Promise<{ message: Buffer; grpcStatus?: string }> {
+  return startGrpc(session, path, payload, tag).read();
+}
+
+describe('split connections', () => {
+  let h: Harness;
+  let session: http2.ClientHttp2Session | undefined;
+  beforeEach(async () => {
+    h = await startHarness({}, 'split');
+  });
+  afterEach(async () => {
+    session?.destroy();
+    await stopHarness(h);
+  });
+
+  it("a graceful shutdown lets the door's calls in flight answer, and the server's GOAWAY covers them", async () => {
+    session = http2.connect(`http://127.0.0.1:${h.port}`);
+    session.on('error', () => undefined);
+    const goaways: number[] = [];
+    session.on('goaway', (_code, last) => goaways.push(last));
+    // stream 1 goes to grpc-js, stream 3 is served at the door and still running when the server shuts down
+    await expect(rawGrpc(session, '/test.Echo/Bidi', Buffer.from('b'))).resolves.toEqual({ message: Buffer.from('b'), grpcStatus: '0' });
+    const slow = rawGrpc(session, '/test.Echo/Unary', Buffer.from('u'), 'slow-300');
+    await waitFor(() => h.echo.served === 1);
+    const shutdown = new Promise<void>((r) => h.server.tryShutdown(() => r()));
+    await expect(slow).resolves.toEqual({ message: Buffer.from('slow-300:u'), grpcStatus: '0' });
+    await shutdown;
+    // grpc-js only knew stream 1: a client told "last = 1" would take stream 3 for never processed (and retry it)
+    expect(goaways.length).toBeGreaterThan(0);
+    expect(Math.min(...goaways)).toBeGreaterThanOrEqual(3);
+  });
+
+  it('takes padded HEADERS and DATA frames on both halves', async () => {
+    session = http2.connect(`http://127.0.0.1:${h.port}`, { paddingStrategy: http2.constants.PADDING_STRATEGY_MAX });
+    session.on('error', () => undefined);
+    const big = Buffer.alloc(100_000, 'p');
+    await expect(rawGrpc(session, '/test.Echo/Unary', Buffer.from('x'), 't')).resolves.toEqual({ message: Buffer.from('t:x'), grpcStatus: '0' });
+    await expect(rawGrpc(session, '/test.Echo/Unary', big)).resolves.toEqual({ message: big, grpcStatus: '0' });
+    await expect(rawGrpc(session, '/test.Echo/Bidi', big)).resolves.toEqual({ message: big, grpcStatus: '0' });
+    expect(h.echo.served).toBe(2);
+  });
+
+  it("shares the client's connection window with the server: DATA beyond the client's credit is held back", async () => {
+    // A raw client that grants no credit beyond the initial 64 KiB: two 60 KB answers, ours and grpc-js's (which
+    // cannot see ours and believes the whole window is its own), must not add up to more than the window.
+    const { frame, H2_PREFACE, FrameType, FrameFlag } = await import('./front-door-h2');
+    const { encodeStateless } = await import('./front-door-hpack');
+    const payload = Buffer.alloc(60_000, 'w');
+    const message = Buffer.concat([Buffer.from([0, 0, 0, 0xea, 0x60]), payload]);
+    const request = (stream: number, path: string) => [
+      frame(FrameType.HEADERS, FrameFlag.END_HEADERS, stream, encodeStateless([
+        { name: ':method', value: 'POST' }, { name: ':scheme', value: 'http' }, { name: ':path', value: path },
+        { name: ':authority', value: `127.0.0.1:${h.port}` }, { name: 'content-type', value: 'application/grpc' }, { name: 'te', value: 'trailers' },
+      ])),
+      frame(FrameType.DATA, 0, stream, message.subarray(0, 16384)),
+      frame(FrameType.DATA, 0, stream, message.subarray(16384, 32768)),
+      frame(FrameType.DATA, 0, stream, message.subarray(32768, 49152)),
+      frame(FrameType.DATA, FrameFlag.END_STREAM, stream, message.subarray(49152)),
+    ];
+    const { reply } = await rawExchange(h.port, Buffer.concat([
+      H2_PREFACE, frame(FrameType.SETTINGS, 0, 0), ...request(1, '/test.Echo/Unary'), ...request(3, '/test.Echo/Bidi'),
+    ]), 1000);
+    let pos = 0;
+    const dataBytes = new Map<number, number>();
+    while (pos + 9 <= reply.length) {
+      const length = reply.readUIntBE(pos, 3);
+      if (reply[pos + 3] === FrameType.DATA) {
+        const stream = reply.readUInt32BE(pos + 5);
+        dataBytes.set(stream, (dataBytes.get(stream) ?? 0) + length);
+      }
+      pos += 9 + length;
+    }
+    const total = [...dataBytes.values()].reduce((a, b) => a + b, 0);
+    expect(total).toBeGreaterThanOrEqual(60_005); // one answer whole, the other held back: its frames do not fit
+    expect(total).toBeLessThanOrEqual(65_535); // all the credit there is
+    expect(h.echo.served).toBe(1);
+    expect(h.hosts).toHaveLength(1); // grpc-js had its call too
+  });
+
+  it('drops answers to calls the client reset, and frames that arrive for them late', async () => {
+    session = http2.connect(`http://127.0.0.1:${h.port}`);
+    session.on('error', () => undefined);
+    const req = session.request({ ':method': 'POST', ':path': '/test.Echo/Unary', 'content-type': 'application/grpc', 'x-tag': 'slow-100' });
+    req.on('error', () => undefined);
+    req.end(Buffer.from([0, 0, 0, 0, 1, 0x61]));
+    await waitFor(() => h.echo.served === 1);
+    req.close(http2.constants.NGHTTP2_CANCEL);
+    await new Promise((r) => setTimeout(r, 200)); // the handler answers the reset stream meanwhile
+    await expect(rawGrpc(session, '/test.Echo/Unary', Buffer.from('after'))).resolves.toEqual({ message: Buffer.from('after'), grpcStatus: '0' });
+    await expect(rawGrpc(session, '/test.Echo/Bidi', Buffer.from('still'))).resolves.toEqual({ message: Buffer.from('still'), grpcStatus: '0' });
   });
 });
 

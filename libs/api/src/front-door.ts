@@ -14,6 +14,10 @@
  *  - HTTP/1.x: `http1Handler` if given, else a plain 404.
  *  - anything else: closed.
  *
+ * With a `streams` handler (GrpcServer passes its UnaryFastPath) every HTTP/2 connection instead becomes a
+ * SplitConnection: the handler serves the streams it takes straight from the frames, and grpc-js gets the rest
+ * (authority repaired the same way). That is the server's normal mode; the two above remain for a door without one.
+ *
  * A grpc-go client sends no request before it has a server SETTINGS frame, so the front door sends one
  * (empty: all defaults) as soon as it sees the client preface, and removes the client's ACK of it.
  */
@@ -21,6 +25,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { Duplex } from 'node:stream';
 import { EMPTY_SETTINGS, H2_PREFACE, H2PreambleAnalyzer, H2RequestRewriter, PreambleDecision } from './front-door-h2';
+import { SplitConnection, SplitStreamHandler } from './front-door-split';
 
 /**
  * Takes over an HTTP/1.x connection. `firstBytes` were already read from `socket` (which is paused, with no
@@ -46,11 +51,17 @@ export interface FrontDoorOptions {
   maxPreambleBytes?: number;
   /** Route every HTTP/2 connection through the rewriter (for tests and measurements). */
   alwaysRewrite?: boolean;
+  /**
+   * Streams served at the door: every HTTP/2 connection becomes a SplitConnection, whose streams this handler takes
+   * go no further; the rest (and the connection's own frames) go on to the sink.
+   */
+  streams?: SplitStreamHandler;
 }
 
 export interface FrontDoorStats {
   fast: number;
   rewritten: number;
+  split: number;
   http1: number;
   rejected: number;
 }
@@ -86,7 +97,7 @@ export class FrontDoor {
   private closing = false;
   /** Verified client certificates' common names by `address:port` (what grpc-js's getPeer() gives). */
   private readonly peerNames = new Map<string, string>();
-  readonly stats: FrontDoorStats = { fast: 0, rewritten: 0, http1: 0, rejected: 0 };
+  readonly stats: FrontDoorStats = { fast: 0, rewritten: 0, split: 0, http1: 0, rejected: 0 };
 
   constructor(private readonly sink: ConnectionSink, private readonly opts: FrontDoorOptions = {}) {}
 
@@ -201,6 +212,13 @@ export class FrontDoor {
           if (head.length < H2_PREFACE.length) return;
           clearTimeout(timer);
           socket.write(EMPTY_SETTINGS);
+          if (this.opts.streams) {
+            release();
+            this.stats.split++;
+            const split = new SplitConnection(socket, head, this.opts.streams, { fallbackAuthority, dropFirstSettingsAck: true, trace: (msg) => this.trace(msg) });
+            this.sink.injectConnection(split);
+            return;
+          }
           analyzer = new H2PreambleAnalyzer((bytes) => socket.write(bytes), this.opts.maxPreambleBytes);
           decision = analyzer.push(head);
         } else {

@@ -6,6 +6,7 @@ import { clusterHandlers, maintenanceHandlers } from './maintenance.service';
 import { serviceDefinition } from './proto';
 import { watchHandlers, WatchOptions } from './watch.service';
 import { FrontDoor, Http1Handler } from './front-door';
+import { withPeerAddresses } from './front-door-split';
 import { FastUnaryMethod, UnaryFastPath } from './unary-fast-path';
 import { AuthGuard } from './auth-guard';
 import { learnerGuard } from './learner-guard';
@@ -121,9 +122,10 @@ export class EtcdGrpcServer {
    * bound ports (0 in a URL picks a free one).
    */
   async listen(urls: string[]): Promise<number[]> {
-    this.frontDoor ??= new FrontDoor(this.fastPath.capture(() => this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure())), {
+    this.frontDoor ??= new FrontDoor(withPeerAddresses(() => this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure())), {
       log: this.options.log,
       http1Handler: this.options.http1Handler,
+      streams: this.fastPath,
     });
     for (const raw of urls) {
       const u = new URL(raw);
