@@ -156,7 +156,53 @@ class OwnStream implements SplitStreamIo {
   }
 }
 
-export class SplitConnection extends Duplex {
+/**
+ * A Duplex standing in for a client socket in front of node:http2 (which wraps it in a JSStreamSocket): answers
+ * what Http2Session and grpc-js ask a socket for with the real socket's values.
+ */
+export abstract class SocketStandIn extends Duplex {
+  constructor(protected readonly socket: net.Socket) {
+    super({ allowHalfOpen: false });
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+  get remotePort(): number | undefined {
+    return this.socket.remotePort;
+  }
+  get remoteFamily(): string | undefined {
+    return this.socket.remoteFamily;
+  }
+  get localAddress(): string | undefined {
+    return this.socket.localAddress;
+  }
+  get localPort(): number | undefined {
+    return this.socket.localPort;
+  }
+  setNoDelay(noDelay?: boolean): this {
+    this.socket.setNoDelay(noDelay);
+    return this;
+  }
+  setKeepAlive(enable?: boolean, initialDelay?: number): this {
+    this.socket.setKeepAlive(enable, initialDelay);
+    return this;
+  }
+  setTimeout(ms: number, callback?: () => void): this {
+    this.socket.setTimeout(ms, callback);
+    return this;
+  }
+  ref(): this {
+    this.socket.ref();
+    return this;
+  }
+  unref(): this {
+    this.socket.unref();
+    return this;
+  }
+}
+
+export class SplitConnection extends SocketStandIn {
   private readonly decoder = new HpackDecoder();
   private prefaceLeft = H2_PREFACE.length;
   private pending?: Buffer; // an incomplete client frame
@@ -192,19 +238,22 @@ export class SplitConnection extends Duplex {
   private serverGone = false; // the server ended or destroyed its side
   private closeTimer?: NodeJS.Timeout;
   private closeAction?: () => void;
+  private broken = false;
   /** Streams this connection served itself (tests and stats). */
   served = 0;
 
   constructor(
-    private readonly socket: net.Socket,
+    socket: net.Socket,
     buffered: Buffer,
     private readonly handler: SplitStreamHandler,
     private readonly opts: SplitOptions,
   ) {
-    super({ allowHalfOpen: false });
+    super(socket);
     this.dropAck = opts.dropFirstSettingsAck;
     socket.on('data', (chunk: Buffer) => this.fromClient(chunk));
-    socket.on('end', () => this.push(null));
+    socket.on('end', () => {
+      if (!this.destroyed) this.push(null);
+    });
     socket.on('error', (err) => this.destroy(err));
     socket.on('close', () => {
       this.abortOwn();
@@ -223,6 +272,7 @@ export class SplitConnection extends Duplex {
   // ----- client -> server --------------------------------------------------------------------------------------
 
   private fromClient(chunk: Buffer): void {
+    if (this.broken) return;
     const toServer: Buffer[] = [];
     try {
       this.parseClient(chunk, toServer);
@@ -231,6 +281,7 @@ export class SplitConnection extends Duplex {
       const known = err instanceof H2ProtocolError || err instanceof HpackError;
       this.trace(`front door: closing ${this.peer()}: ${known ? (err as Error).message : (err as Error).stack ?? err}`);
       const code = err instanceof HpackError ? H2_ERROR.COMPRESSION_ERROR : known ? H2_ERROR.PROTOCOL_ERROR : H2_ERROR.INTERNAL_ERROR;
+      this.broken = true; // the client's stream can no longer be followed: read nothing more
       this.queueFrame(controlFrame(FrameType.GOAWAY, 0, 0, Buffer.concat([u32(this.lastStream), u32(code)])));
       this.flushNow();
       this.socket.end();
@@ -247,7 +298,7 @@ export class SplitConnection extends Duplex {
   }
 
   private parseClient(chunk: Buffer, toServer: Buffer[]): void {
-    let buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
     this.pending = undefined;
     let pos = 0;
     if (this.prefaceLeft > 0) {
@@ -770,43 +821,6 @@ export class SplitConnection extends Duplex {
 
   private trace(msg: string): void {
     this.opts.trace?.(msg);
-  }
-
-  // What Http2Session and grpc-js ask a socket for.
-  get remoteAddress(): string | undefined {
-    return this.socket.remoteAddress;
-  }
-  get remotePort(): number | undefined {
-    return this.socket.remotePort;
-  }
-  get remoteFamily(): string | undefined {
-    return this.socket.remoteFamily;
-  }
-  get localAddress(): string | undefined {
-    return this.socket.localAddress;
-  }
-  get localPort(): number | undefined {
-    return this.socket.localPort;
-  }
-  setNoDelay(noDelay?: boolean): this {
-    this.socket.setNoDelay(noDelay);
-    return this;
-  }
-  setKeepAlive(enable?: boolean, initialDelay?: number): this {
-    this.socket.setKeepAlive(enable, initialDelay);
-    return this;
-  }
-  setTimeout(ms: number, callback?: () => void): this {
-    this.socket.setTimeout(ms, callback);
-    return this;
-  }
-  ref(): this {
-    this.socket.ref();
-    return this;
-  }
-  unref(): this {
-    this.socket.unref();
-    return this;
   }
 }
 

@@ -25,7 +25,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { Duplex } from 'node:stream';
 import { EMPTY_SETTINGS, H2_PREFACE, H2PreambleAnalyzer, H2RequestRewriter, PreambleDecision } from './front-door-h2';
-import { SplitConnection, SplitStreamHandler } from './front-door-split';
+import { SocketStandIn, SplitConnection, SplitStreamHandler } from './front-door-split';
 
 /**
  * Takes over an HTTP/1.x connection. `firstBytes` were already read from `socket` (which is paused, with no
@@ -284,14 +284,14 @@ export class FrontDoor {
  * A socket seen through an H2RequestRewriter: what the client sends is rewritten on the way in, what the
  * server writes goes out untouched. Closing either side closes the other.
  */
-export class RewritingSocket extends Duplex {
+export class RewritingSocket extends SocketStandIn {
   constructor(
-    private readonly socket: net.Socket,
+    socket: net.Socket,
     private readonly rewriter: H2RequestRewriter,
     buffered: Buffer,
     private readonly log: (msg: string) => void = () => undefined,
   ) {
-    super({ allowHalfOpen: false });
+    super(socket);
     socket.on('data', (chunk: Buffer) => this.fromClient(chunk));
     socket.on('end', () => this.push(null));
     socket.on('error', (err) => this.destroy(err));
@@ -339,42 +339,5 @@ export class RewritingSocket extends Duplex {
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.socket.destroy();
     cb(err);
-  }
-
-  // What Http2Session and grpc-js ask a socket for.
-  get remoteAddress(): string | undefined {
-    return this.socket.remoteAddress;
-  }
-  get remotePort(): number | undefined {
-    return this.socket.remotePort;
-  }
-  get remoteFamily(): string | undefined {
-    return this.socket.remoteFamily;
-  }
-  get localAddress(): string | undefined {
-    return this.socket.localAddress;
-  }
-  get localPort(): number | undefined {
-    return this.socket.localPort;
-  }
-  setNoDelay(noDelay?: boolean): this {
-    this.socket.setNoDelay(noDelay);
-    return this;
-  }
-  setKeepAlive(enable?: boolean, initialDelay?: number): this {
-    this.socket.setKeepAlive(enable, initialDelay);
-    return this;
-  }
-  setTimeout(ms: number, callback?: () => void): this {
-    this.socket.setTimeout(ms, callback);
-    return this;
-  }
-  ref(): this {
-    this.socket.ref();
-    return this;
-  }
-  unref(): this {
-    this.socket.unref();
-    return this;
   }
 }
