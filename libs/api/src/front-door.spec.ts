@@ -79,7 +79,11 @@ class DoorEcho implements SplitStreamHandler {
       aborted: () => undefined,
       end: () => {
         const body = Buffer.concat(chunks);
-        const payload = body.subarray(5, 5 + body.readUInt32BE(1));
+        if (body.length < 5 || body.length !== 5 + body.readUInt32BE(1)) {
+          io.respondTrailersOnly([{ name: 'grpc-status', value: '13' }, { name: 'grpc-message', value: 'bad message' }]);
+          return;
+        }
+        const payload = body.subarray(5);
         const tag = io.headers['x-tag'] as string | undefined;
         const answer = () => io.respond(tag ? Buffer.concat([Buffer.from(`${tag}:`), payload]) : Buffer.from(payload));
         const slow = /^slow-(\d+)$/.exec(tag ?? '');
@@ -504,6 +508,54 @@ describe('split connections', () => {
     expect(total).toBeLessThanOrEqual(65_535); // all the credit there is
     expect(h.echo.served).toBe(1);
     expect(h.hosts).toHaveLength(1); // grpc-js had its call too
+  });
+
+  it('survives random frames (any type, flags, stream, payload) and keeps serving other connections', async () => {
+    const { frame, H2_PREFACE, FrameType, FrameFlag } = await import('./front-door-h2');
+    const { encodeStateless } = await import('./front-door-hpack');
+    let seed = 0x2545f491;
+    const rand = (n: number) => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    const block = encodeStateless([
+      { name: ':method', value: 'POST' }, { name: ':scheme', value: 'http' }, { name: ':path', value: '/test.Echo/Unary' },
+      { name: ':authority', value: 'x:1' }, { name: 'content-type', value: 'application/grpc' },
+    ]);
+    const normal = client(h.port);
+    try {
+      for (let run = 0; run < 60; run++) {
+        const frames = [H2_PREFACE, frame(FrameType.SETTINGS, 0, 0)];
+        // mostly plausible frames (so that a sequence gets deep before something ends it), some of them malformed
+        const kinds = [FrameType.DATA, FrameType.DATA, FrameType.HEADERS, FrameType.WINDOW_UPDATE, FrameType.RST_STREAM, FrameType.PRIORITY,
+          FrameType.PING, FrameType.SETTINGS, FrameType.CONTINUATION, 0x20];
+        for (let i = 0; i < 16; i++) {
+          const type = kinds[rand(kinds.length)];
+          const stream = rand(6) === 0 ? 0 : 1 + 2 * rand(4);
+          const junk = (n: number) => Buffer.from(Array.from({ length: n }, () => rand(256)));
+          const sizes: Record<number, number> = { [FrameType.WINDOW_UPDATE]: 4, [FrameType.RST_STREAM]: 4, [FrameType.PRIORITY]: 5, [FrameType.PING]: 8, [FrameType.SETTINGS]: 6 };
+          const malformed = rand(5) === 0;
+          let payload: Buffer;
+          let flags: number;
+          if (type === FrameType.HEADERS && !malformed) {
+            payload = block;
+            flags = FrameFlag.END_HEADERS | (rand(2) ? FrameFlag.END_STREAM : 0);
+          } else {
+            payload = junk(malformed ? rand(12) : (sizes[type] ?? rand(40)));
+            flags = type === FrameType.DATA ? (rand(2) ? FrameFlag.END_STREAM : 0) | (malformed ? FrameFlag.PADDED : 0) : malformed ? rand(256) : 0;
+          }
+          frames.push(frame(type, flags, stream, payload));
+        }
+        await rawExchange(h.port, Buffer.concat(frames), 100);
+      }
+      await expect(unary(normal, 'alive', 't')).resolves.toEqual(Buffer.from('t:alive'));
+      await expect(bidi(normal, ['still'])).resolves.toEqual(['still']);
+      expect(h.logs.filter((l) => /\n\s+at /.test(l))).toEqual([]); // no bug of ours (a stack) behind any closed connection
+    } finally {
+      normal.close();
+    }
   });
 
   it('drops answers to calls the client reset, and frames that arrive for them late', async () => {
