@@ -498,15 +498,16 @@ export class SplitConnection extends SocketStandIn {
       this.lastStream = stream;
       if (!this.goingAway && !this.serverGone) {
         const s = new OwnStream(stream, headersObject(fields), this, this.peerInitialWindow);
+        this.own.set(stream, s); // before open: the handler may answer at once
         const exchange = this.handler.open(s);
         if (exchange) {
           s.exchange = exchange;
-          this.own.set(stream, s);
           this.lastOwnStream = stream;
           this.served++;
           if (endStream) this.remoteEnd(s);
           return;
         }
+        this.own.delete(stream);
       } else if (this.serverGone) {
         this.queueFrame(controlFrame(FrameType.RST_STREAM, 0, stream, u32(H2_ERROR.REFUSED_STREAM)));
         return;

@@ -73,6 +73,10 @@ class DoorEcho implements SplitStreamHandler {
   open(io: SplitStreamIo): SplitExchange | undefined {
     if (io.headers[':path'] !== '/test.Echo/Unary') return undefined;
     this.served++;
+    if (io.headers['x-tag'] === 'refuse-at-once') {
+      // as UnaryFastPath answers a bad grpc-timeout: before the request body is even read
+      io.respondTrailersOnly([{ name: 'grpc-status', value: '3' }, { name: 'grpc-message', value: 'refused' }]);
+    }
     const chunks: Buffer[] = [];
     return {
       data: (chunk) => chunks.push(chunk),
@@ -409,6 +413,7 @@ function startGrpc(session: http2.ClientHttp2Session, path: string, payload: Buf
   const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...(tag ? { 'x-tag': tag } : {}) });
   let grpcStatus: string | undefined;
   let failed: Error | undefined;
+  req.on('response', (h) => (grpcStatus ??= h['grpc-status'] as string | undefined)); // a trailers-only answer
   req.on('trailers', (t) => (grpcStatus = t['grpc-status'] as string));
   req.on('error', (err) => (failed = err));
   const framed = Buffer.alloc(5 + payload.length);
@@ -461,6 +466,27 @@ describe('split connections', () => {
     // grpc-js only knew stream 1: a client told "last = 1" would take stream 3 for never processed (and retry it)
     expect(goaways.length).toBeGreaterThan(0);
     expect(Math.min(...goaways)).toBeGreaterThanOrEqual(3);
+  });
+
+  it('a call answered as it opens is over: a graceful shutdown does not wait for it', async () => {
+    const { frame, H2_PREFACE, FrameType, FrameFlag } = await import('./front-door-h2');
+    const { encodeStateless } = await import('./front-door-hpack');
+    const block = encodeStateless([
+      { name: ':method', value: 'POST' }, { name: ':scheme', value: 'http' }, { name: ':path', value: '/test.Echo/Unary' },
+      { name: ':authority', value: `127.0.0.1:${h.port}` }, { name: 'content-type', value: 'application/grpc' }, { name: 'x-tag', value: 'refuse-at-once' },
+    ]);
+    // a raw client that never closes on its own: only the server's close ends the exchange
+    const started = Date.now();
+    const exchange = rawExchange(h.port, Buffer.concat([
+      H2_PREFACE, frame(FrameType.SETTINGS, 0, 0), frame(FrameType.HEADERS, FrameFlag.END_HEADERS, 1, block),
+      frame(FrameType.DATA, FrameFlag.END_STREAM, 1, Buffer.from([0, 0, 0, 0, 1, 0x78])),
+    ]), 3000);
+    await waitFor(() => h.echo.served === 1);
+    await new Promise<void>((r) => h.server.tryShutdown(() => r()));
+    const { closed } = await exchange;
+    expect(closed).toBe(true);
+    // a call the connection still counted as in flight would hold its close for the 1 s grace
+    expect(Date.now() - started).toBeLessThan(800);
   });
 
   it('takes padded HEADERS and DATA frames on both halves', async () => {
