@@ -18,6 +18,7 @@
  *    windows of our streams) and hold back any DATA frame, ours or the server's, that does not fit, in order.
  *  - GOAWAY from the server: its last-stream-id is raised to cover our streams, so a client never retries a call
  *    we served; new streams after it go to the server (which refuses them).
+ *  - PING: the client's are answered here; ACKs of the server's keepalive PINGs go on to it.
  *  - Shutdown: when the server ends or destroys the connection, our calls in flight get up to a second to answer.
  */
 import * as net from 'node:net';
@@ -69,6 +70,8 @@ export interface SplitOptions {
   /** The client's first SETTINGS ACK answers the front door's own SETTINGS frame: the server must not see it. */
   dropFirstSettingsAck: boolean;
   trace?: (msg: string) => void;
+  /** Called for each client PING answered at the door (stats). */
+  onPingAnswered?: () => void;
 }
 
 const H2_ERROR = { NO_ERROR: 0, PROTOCOL_ERROR: 1, INTERNAL_ERROR: 2, FRAME_SIZE_ERROR: 6, REFUSED_STREAM: 7, COMPRESSION_ERROR: 9 } as const;
@@ -466,8 +469,18 @@ export class SplitConnection extends SocketStandIn {
         }
         return true;
       }
+      case FrameType.PING: {
+        // The client's own PINGs are answered here (grpc-go clients send one per answer they receive, to estimate
+        // bandwidth): a round trip through node:http2 costs more than the call. ACKs (answers to the server's
+        // keepalive PINGs) and malformed PINGs go on to the server.
+        if (flags & FrameFlag.ACK || stream !== 0 || payload.length !== 8) return true;
+        cut(start);
+        this.queueFrame(controlFrame(FrameType.PING, FrameFlag.ACK, 0, payload));
+        this.opts.onPingAnswered?.();
+        return false;
+      }
       default:
-        return true; // PING, GOAWAY, PUSH_PROMISE (an error the server reports), extension frames
+        return true; // GOAWAY, PUSH_PROMISE (an error the server reports), extension frames
     }
   }
 

@@ -398,7 +398,11 @@ describe.each<Mode>(['classic', 'split'])('FrontDoor (%s)', (mode) => {
     const pingAck = `000008060100000000${Buffer.from('12345678').toString('hex')}`;
     // classic: our empty SETTINGS, then the PING ACK; split: the server's own SETTINGS and ACK come between
     if (mode === 'classic') expect(hex).toBe(`000000040000000000${pingAck}`);
-    else expect(hex.startsWith('000000040000000000') && hex.includes(pingAck)).toBe(true);
+    else {
+      expect(hex.startsWith('000000040000000000') && hex.includes(pingAck)).toBe(true);
+      expect(hex.split(pingAck)).toHaveLength(2); // one answer: the door's, not the server's as well
+      expect(h.door.stats.pingsAnswered).toBe(1);
+    }
     expect(res.closed).toBe(false);
   });
 });

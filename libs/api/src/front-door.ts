@@ -62,6 +62,8 @@ export interface FrontDoorStats {
   fast: number;
   rewritten: number;
   split: number;
+  /** client PINGs a split connection answered itself */
+  pingsAnswered: number;
   http1: number;
   rejected: number;
 }
@@ -97,7 +99,7 @@ export class FrontDoor {
   private closing = false;
   /** Verified client certificates' common names by `address:port` (what grpc-js's getPeer() gives). */
   private readonly peerNames = new Map<string, string>();
-  readonly stats: FrontDoorStats = { fast: 0, rewritten: 0, split: 0, http1: 0, rejected: 0 };
+  readonly stats: FrontDoorStats = { fast: 0, rewritten: 0, split: 0, pingsAnswered: 0, http1: 0, rejected: 0 };
 
   constructor(private readonly sink: ConnectionSink, private readonly opts: FrontDoorOptions = {}) {}
 
@@ -215,7 +217,12 @@ export class FrontDoor {
           if (this.opts.streams) {
             release();
             this.stats.split++;
-            const split = new SplitConnection(socket, head, this.opts.streams, { fallbackAuthority, dropFirstSettingsAck: true, trace: (msg) => this.trace(msg) });
+            const split = new SplitConnection(socket, head, this.opts.streams, {
+              fallbackAuthority,
+              dropFirstSettingsAck: true,
+              trace: (msg) => this.trace(msg),
+              onPingAnswered: () => this.stats.pingsAnswered++,
+            });
             this.sink.injectConnection(split);
             return;
           }
