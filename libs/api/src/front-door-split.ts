@@ -80,8 +80,11 @@ const SETTINGS_MAX_FRAME_SIZE = 0x5;
 const DEFAULT_WINDOW = 65535;
 /** Credit the client in steps this big (a quarter of the default window, as grpc-go does). */
 const CREDIT_STEP = 16 * 1024;
-/** The biggest frame we accept: the protocol's limit. Our SETTINGS leave SETTINGS_MAX_FRAME_SIZE at 16 KiB. */
-const MAX_INBOUND_FRAME = 16 * 1024 * 1024 - 1;
+/**
+ * The biggest frame a client may send: neither our SETTINGS nor node:http2's raise SETTINGS_MAX_FRAME_SIZE from its
+ * 16 KiB default, so a bigger frame is a protocol error (and never makes us buffer megabytes).
+ */
+const MAX_INBOUND_FRAME = DEFAULT_MAX_FRAME_SIZE;
 const MAX_HEADER_BLOCK_BYTES = 1024 * 1024;
 /** Our closed streams remembered, so that late frames on them (WINDOW_UPDATE, RST_STREAM) are not sent on. */
 const RECENT_STREAMS = 1024;
@@ -463,7 +466,7 @@ export class SplitConnection extends SocketStandIn {
             this.peerInitialWindow = value;
             for (const s of this.own.values()) s.sendWindow += delta;
             this.releaseHeld();
-          } else if (id === SETTINGS_MAX_FRAME_SIZE && value >= DEFAULT_MAX_FRAME_SIZE && value <= MAX_INBOUND_FRAME) {
+          } else if (id === SETTINGS_MAX_FRAME_SIZE && value >= DEFAULT_MAX_FRAME_SIZE && value <= 16 * 1024 * 1024 - 1) {
             this.peerMaxFrame = value;
           }
         }

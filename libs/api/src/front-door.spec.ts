@@ -588,6 +588,13 @@ describe('split connections', () => {
     }
   });
 
+  it('refuses a frame over 16 KiB (the frame size nobody raised) without buffering it', async () => {
+    const { frameHeader, H2_PREFACE, frame, FrameType } = await import('./front-door-h2');
+    const res = await rawExchange(h.port, Buffer.concat([H2_PREFACE, frame(FrameType.SETTINGS, 0, 0), frameHeader(1 << 20, FrameType.DATA, 0, 1)]), 2000);
+    expect(res.closed).toBe(true);
+    expect(h.logs.some((l) => /frame of 1048576 bytes/.test(l))).toBe(true);
+  });
+
   it('drops answers to calls the client reset, and frames that arrive for them late', async () => {
     session = http2.connect(`http://127.0.0.1:${h.port}`);
     session.on('error', () => undefined);
