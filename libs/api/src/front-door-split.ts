@@ -245,8 +245,6 @@ export class SplitConnection extends SocketStandIn {
   private closeTimer?: NodeJS.Timeout;
   private closeAction?: () => void;
   private broken = false;
-  /** Streams this connection served itself (tests and stats). */
-  served = 0;
 
   constructor(
     socket: net.Socket,
@@ -519,7 +517,6 @@ export class SplitConnection extends SocketStandIn {
         if (exchange) {
           s.exchange = exchange;
           this.lastOwnStream = stream;
-          this.served++;
           if (endStream) this.remoteEnd(s);
           return;
         }
@@ -726,7 +723,6 @@ export class SplitConnection extends SocketStandIn {
 
   /** Sends what the windows now allow, in order. */
   private releaseHeld(): void {
-    let sent = false;
     while (this.held.length > 0) {
       const h = this.held[0];
       if (h.kind === 'frame') {
@@ -734,7 +730,6 @@ export class SplitConnection extends SocketStandIn {
         this.connWindow -= h.dataLength;
         this.out.push(h.bytes);
         this.held.shift();
-        sent = true;
         continue;
       }
       const s = h.stream;
@@ -753,7 +748,6 @@ export class SplitConnection extends SocketStandIn {
         this.connWindow -= n;
         s.sendWindow -= n;
         this.out.push(frame);
-        sent = true;
       }
       if (h.sent === h.message.length) {
         this.out.push(h.trailers);
@@ -762,7 +756,7 @@ export class SplitConnection extends SocketStandIn {
         this.forget(s);
       }
     }
-    if (sent || this.out.length > 0) this.scheduleWrite();
+    if (this.out.length > 0) this.scheduleWrite();
   }
 
   private emit1(bytes: Buffer): void {
