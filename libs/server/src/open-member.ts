@@ -206,7 +206,7 @@ async function openDataDir(config: NestcdConfig, mvccOptions: MvccOptions, optio
   const log = options.log;
   const dirs = await ensureDataDir(config.dataDir, config.walDir, fs, log);
   const snapshotter = new Snapshotter(dirs.snapDir, fs, log);
-  const walOptions = { fs, log, segmentSize: options.walSegmentBytes };
+  const walOptions = { fs, log, segmentSize: options.walSegmentBytes, onSync: (seconds: number) => metrics.walFsync.observe(seconds) };
   const storage = new MemoryStorage();
   let wal: Wal;
   let state: MemberState;
@@ -266,11 +266,7 @@ async function openDataDir(config: NestcdConfig, mvccOptions: MvccOptions, optio
   }
 
   const persistence: RaftPersistence = {
-    save: async (hardState, entries) => {
-      const stopTimer = metrics.walFsync.startTimer();
-      await wal.save(hardState, entries);
-      stopTimer();
-    },
+    save: (hardState, entries) => wal.save(hardState, entries),
     // etcd's order: the snapshot file, then its WAL marker; only then are older WAL segments and snapshots released.
     saveSnapshot: async (snapshot) => {
       const stopTimer = metrics.backendCommit.startTimer();

@@ -105,6 +105,22 @@ describe('Wal', () => {
       await wal.close();
     });
 
+    it('reports each fdatasync it makes to onSync with its duration, and nothing for a batch it does not sync', async () => {
+      const ffs = new FaultyFileSystem();
+      const synced: number[] = [];
+      const wal = await Wal.create(dir, META, { fs: ffs, onSync: (s) => synced.push(s) });
+      await wal.save(hs(1, 0), [entry(1)]);
+      expect(synced).toHaveLength(1);
+      await wal.save(hs(1, 1), []); // commit index only: written, not synced, so not reported
+      expect(synced).toHaveLength(1);
+      ffs.beforeDatasync = () => new Promise((resolve) => setTimeout(resolve, 30));
+      await wal.save(hs(1, 1), [entry(2)]);
+      expect(synced).toHaveLength(2);
+      expect(synced[1]).toBeGreaterThanOrEqual(0.025);
+      expect(synced[1]).toBeLessThan(5);
+      await wal.close();
+    });
+
     it('a save that only moves the commit index is written without an fdatasync; entries, term and vote are synced', async () => {
       const ffs = new FaultyFileSystem();
       const wal = await Wal.create(dir, META, { fs: ffs });

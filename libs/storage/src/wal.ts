@@ -29,6 +29,8 @@ export interface WalOptions {
   fromSnapshot?: SnapshotMarker;
   /** Take the directory's lock file (default true). See lock.ts. */
   lock?: boolean;
+  /** Told the duration in seconds of each fdatasync of a segment that succeeded (etcd's wal_fsync_duration metric). */
+  onSync?: (seconds: number) => void;
 }
 
 export interface WalOpenResult {
@@ -172,6 +174,7 @@ export class Wal {
   private purging: Promise<void> = Promise.resolve();
   private readonly segmentSize: number;
   private readonly log: (msg: string) => void;
+  private readonly onSync: ((seconds: number) => void) | undefined;
 
   private constructor(
     readonly dir: string,
@@ -189,6 +192,7 @@ export class Wal {
   ) {
     this.segmentSize = opts.segmentSize ?? DEFAULT_SEGMENT_SIZE;
     this.log = opts.log ?? (() => undefined);
+    this.onSync = opts.onSync;
   }
 
   /** True if `dir` holds at least one WAL segment. */
@@ -497,18 +501,24 @@ export class Wal {
     // per write; a big one (a follower catching up, huge values) goes through the pool so the event loop keeps going.
     if (buf.byteLength <= WRITE_NOW_MAX_BYTES) writeFullyNow(this.fh, buf, this.tail);
     else await writeFully(this.fh, buf, this.tail);
-    if (mustSync) await this.fh.datasync();
+    if (mustSync) await this.datasync();
     this.tail += size;
     this.crc = crc;
     this.lastIndex = lastIndex;
     if (hardState) this.hardState = hardState;
   }
 
+  private async datasync(): Promise<void> {
+    const started = performance.now();
+    await this.fh.datasync();
+    this.onSync?.((performance.now() - started) / 1000);
+  }
+
   /** Seals the current segment (everything in it is already durable) and starts the next one. */
   private async cut(): Promise<void> {
     const prev = this.segments[this.segments.length - 1];
     await this.fh.truncate(this.tail);
-    await this.fh.datasync();
+    await this.datasync();
     await this.fh.close();
     const seg: Segment = { seq: prev.seq + 1, index: this.lastIndex + 1, path: '' };
     seg.path = path.join(this.dir, segmentName(seg.seq, seg.index));
