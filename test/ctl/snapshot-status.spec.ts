@@ -50,7 +50,8 @@ describe('nestcdctl snapshot status', () => {
   it("reports a nestcd snapshot with the keyspace's HashKV and revision", async () => {
     const nestcd = await startServer('nestcd', { name: 'ref' });
     servers.push(nestcd);
-    for (const k of ['a', 'b', 'c']) expect((await runTool('etcdctl', nestcd.endpoint, ['put', k, k])).code).toBe(0);
+    // values big enough that the snapshot stream spans several messages
+    for (const k of ['a', 'b', 'c']) expect((await runTool('etcdctl', nestcd.endpoint, ['put', k, k.repeat(40_000)])).code).toBe(0);
     const file = join(dir, 'nestcd.db');
     expect((await runTool('etcdctl', nestcd.endpoint, ['snapshot', 'save', file])).code).toBe(0);
     const hashkv = JSON.parse((await runTool('etcdctl', nestcd.endpoint, ['endpoint', 'hashkv', '-w', 'json'])).stdout) as Array<{ HashKV: { hash: number } }>;

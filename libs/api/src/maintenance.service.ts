@@ -84,18 +84,38 @@ export function maintenanceHandlers(server: EtcdServer, log?: (msg: string) => v
       return { header: headerOut(server.header()) };
     }, log),
     /** The member's whole state as one blob, then its sha256, as etcd appends a digest to its snapshot stream. */
-    Snapshot: (call: grpc.ServerWritableStream<object, object>) => {
+    Snapshot: async (call: grpc.ServerWritableStream<object, object>) => {
       try {
         // etcdctl checks that the body (a bbolt file for etcd) is a whole number of 512-byte blocks followed
-        // by its sha256; the member snapshot format ignores the zero padding.
-        const raw = Buffer.from(server.snapshot());
-        const data = Buffer.concat([raw, Buffer.alloc((512 - (raw.length % 512)) % 512)]);
-        const blob = Buffer.concat([data, createHash('sha256').update(data).digest()]);
+        // by its sha256; the member snapshot format ignores the zero padding. The state is streamed as it lies
+        // (no copy) and hashed as it goes, so a big keyspace neither doubles in memory nor stalls the member;
+        // the stream waits for the client to drain what it was sent.
+        const state = await server.snapshot();
+        const raw = Buffer.from(state.buffer, state.byteOffset, state.byteLength);
+        const padding = Buffer.alloc((512 - (raw.length % 512)) % 512);
+        const total = raw.length + padding.length + 32;
         const header = headerOut(server.header());
-        for (let off = 0; off < blob.length; off += SNAPSHOT_CHUNK) {
-          const chunk = blob.subarray(off, off + SNAPSHOT_CHUNK);
-          call.write({ header, remainingBytes: blob.length - off - chunk.length, blob: chunk });
+        const hash = createHash('sha256');
+        let sent = 0;
+        const send = async (blob: Buffer): Promise<void> => {
+          sent += blob.length;
+          if (call.write({ header, remainingBytes: total - sent, blob })) return;
+          await new Promise<void>((resolve) => {
+            const done = (): void => {
+              for (const event of ['drain', 'close', 'cancelled']) call.off(event, done);
+              resolve();
+            };
+            for (const event of ['drain', 'close', 'cancelled']) call.on(event, done);
+          });
+        };
+        for (let off = 0; off < raw.length && !call.cancelled && !call.destroyed; off += SNAPSHOT_CHUNK) {
+          const chunk = raw.subarray(off, off + SNAPSHOT_CHUNK);
+          hash.update(chunk);
+          await send(chunk);
         }
+        if (call.cancelled || call.destroyed) return;
+        hash.update(padding);
+        await send(Buffer.concat([padding, hash.digest()]));
         call.end();
       } catch (err) {
         call.destroy(toServiceError(err, log));

@@ -41,6 +41,15 @@ export class Writer {
     b.copy(this.buf, this.pos);
     this.pos += b.length;
   }
+  /** Leaves n bytes to be filled in later through view(). */
+  skip(n: number): void {
+    this.ensure(n);
+    this.pos += n;
+  }
+  /** The bytes written so far, not copied (later writes may move them to a new buffer). */
+  view(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
   /** The bytes written; copied out only when most of the buffer would be wasted (big snapshots skip the copy). */
   finish(): Buffer {
     const used = this.buf.subarray(0, this.pos);

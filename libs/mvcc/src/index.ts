@@ -1,5 +1,5 @@
 export * from './types';
-export { MvccStore, MAX_LEASE_TTL, WATCH_BATCH_MAX_EVENTS } from './store';
+export { MvccStore, MAX_LEASE_TTL, WATCH_BATCH_MAX_EVENTS, SnapshotCapture } from './store';
 export type { MvccOptions } from './store';
 export { validateTxn } from './validate';
 export type { WatchOptions, WatchSink, Watcher } from './watch';

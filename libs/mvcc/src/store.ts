@@ -195,6 +195,82 @@ interface PathCursor {
   i: number;
 }
 
+/** A snapshot being encoded in steps: see MvccStore.captureSnapshot. */
+export class SnapshotCapture {
+  readonly writer: Writer;
+  private readonly keys: Iterator<[string, KeyIdx]>;
+  private finished = false;
+
+  constructor(
+    tree: BTree<string, KeyIdx>,
+    private readonly rev: number,
+    size: number,
+    private readonly headroom: number,
+    private readonly release: (c: SnapshotCapture) => void,
+  ) {
+    // size (keys, values and a per-revision overhead) bounds the encoding: one allocation, never grown and copied
+    this.writer = new Writer(Math.max(1 << 12, headroom + size + 1024));
+    this.writer.skip(headroom);
+    this.keys = tree.entries();
+  }
+
+  /** Encodes up to maxKeys more keys; true once every key is in. */
+  step(maxKeys: number): boolean {
+    const w = this.writer;
+    for (let n = 0; n < maxKeys && !this.finished; n++) {
+      const next = this.keys.next();
+      if (next.done) {
+        this.finished = true;
+        this.release(this);
+        break;
+      }
+      const idx = next.value[1];
+      // revisions appended since the capture began are newer than its revision, and recs only ever grow at the end
+      const recs = idx.recs;
+      const count = lastAtOrBelow(recs, this.rev) + 1;
+      w.bytes(idx.key);
+      w.uint(count);
+      for (let i = 0; i < count; i++) {
+        const { kv, sub } = recs[i];
+        w.uint(kv.modRevision);
+        w.uint(sub);
+        w.uint(kv.version);
+        if (kv.version !== 0) {
+          w.uint(kv.createRevision);
+          w.i64(kv.lease);
+          w.bytes(kv.value);
+        }
+      }
+    }
+    return this.finished;
+  }
+
+  /** Length of the encoded state so far (all of it once step() returned true). */
+  get length(): number {
+    return this.writer.view().length - this.headroom;
+  }
+
+  /** The encoded state (what MvccStore.restore reads); step() must have returned true. */
+  finish(): Buffer {
+    if (!this.finished) throw new Error('snapshot capture not finished');
+    return this.headroom === 0 ? this.writer.finish() : this.writer.view().subarray(this.headroom);
+  }
+
+  /**
+   * head, the encoded state, then tail, in one buffer without copying the state: head goes into the headroom
+   * reserved by captureSnapshot (a multi-hundred-megabyte copy would hold the event loop for most of a second).
+   */
+  finishFramed(head: Buffer, tail: Buffer): Buffer {
+    if (!this.finished) throw new Error('snapshot capture not finished');
+    if (head.length > this.headroom) throw new RangeError(`snapshot head of ${head.length} bytes exceeds the ${this.headroom} reserved`);
+    this.writer.raw(tail);
+    const all = this.writer.view();
+    const start = this.headroom - head.length;
+    head.copy(all, start);
+    return all.subarray(start);
+  }
+}
+
 export class MvccStore implements WatcherHost {
   private readonly clock: () => number;
   private readonly minLeaseTtl: number;
@@ -213,6 +289,8 @@ export class MvccStore implements WatcherHost {
   private histBase = 1;
   private size = 0;
   private readonly leases = new Map<bigint, LeaseState>();
+  /** snapshot captures still being written (see captureSnapshot) */
+  private readonly captures = new Set<SnapshotCapture>();
 
   // watchers
   private nextWatchId = 1;
@@ -288,6 +366,7 @@ export class MvccStore implements WatcherHost {
     const rev = c.revision;
     if (!(rev > this.compactRev)) throw Errors.compacted();
     if (rev > this.rev) throw Errors.futureRev();
+    for (const capture of [...this.captures]) capture.step(Infinity);
     this.compactRev = rev;
     // keyspace: per key keep the newest revision <= rev (unless a tombstone) and everything newer
     this.tree.editAll((_ks, idx) => {
@@ -881,7 +960,21 @@ export class MvccStore implements WatcherHost {
 
   /** Binary encoding of the whole state: revisions, every key revision kept, leases (id + granted TTL). */
   snapshot(): Buffer {
-    const w = new Writer(Math.max(1 << 12, Math.min(this.size + 1024, 1 << 26)));
+    const capture = this.captureSnapshot();
+    capture.step(Infinity);
+    return capture.finish();
+  }
+
+  /**
+   * The state at the current revision, encoded a step at a time (the same bytes as snapshot() now), so a large
+   * keyspace is written out without holding the event loop for seconds. Writes made between steps are left out:
+   * the key tree is a copy-on-write clone and each key's revisions are cut at the captured revision. A compaction
+   * would drop revisions the capture still needs, so it completes every unfinished capture first. `headroom`
+   * bytes are kept free in front of the encoding for a caller's header (see SnapshotCapture.finishFramed).
+   */
+  captureSnapshot(headroom = 0): SnapshotCapture {
+    const capture = new SnapshotCapture(this.tree.clone(), this.rev, this.size, headroom, (c) => this.captures.delete(c));
+    const w = capture.writer;
     w.raw(SNAPSHOT_MAGIC);
     w.uint(this.rev);
     w.uint(this.compactRev);
@@ -892,21 +985,8 @@ export class MvccStore implements WatcherHost {
       w.uint(l.ttl);
     }
     w.uint(this.tree.size);
-    this.tree.forEachPair((_k, idx) => {
-      w.bytes(idx.key);
-      w.uint(idx.recs.length);
-      for (const { kv, sub } of idx.recs) {
-        w.uint(kv.modRevision);
-        w.uint(sub);
-        w.uint(kv.version);
-        if (kv.version !== 0) {
-          w.uint(kv.createRevision);
-          w.i64(kv.lease);
-          w.bytes(kv.value);
-        }
-      }
-    });
-    return w.finish();
+    this.captures.add(capture);
+    return capture;
   }
 
   /** exact inverse of snapshot(); leases are re-armed with their full TTL from clock(). */

@@ -9,6 +9,7 @@ import { ConfChangeType } from '@nestcd/raft';
 import { V2Command, V2Error, V2Event, V2Store } from '@nestcd/v2store';
 import { IdGenerator, memberIdOf } from './ids';
 import { ServerMetrics } from './metrics';
+import { finishInSteps } from './raft-member';
 import {
   AlarmAction, AlarmMember, AlarmType, encodeAlarmRequest, encodeConfChangeContext, EntryKind, Member, MemberState,
   V2ApplyResult,
@@ -507,10 +508,15 @@ export class EtcdServer {
     throw Errors.noSpace();
   }
 
-  /** The member's replicated state as one blob (what `etcdctl snapshot save` downloads). */
-  snapshot(): Uint8Array {
+  /**
+   * The member's replicated state as one blob (what `etcdctl snapshot save` downloads), as it is at the call;
+   * encoded a step per turn of the event loop, so a large keyspace does not stall the member.
+   */
+  async snapshot(): Promise<Uint8Array> {
     this.ensureRunning();
-    return this.state.snapshot();
+    const data = await finishInSteps(this.state.captureSnapshot(), () => this.stopped);
+    if (!data) throw Errors.stopped();
+    return data;
   }
 
   hashKV(revision: number): { hash: number; compactRevision: number; revision: number } {

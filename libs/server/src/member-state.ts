@@ -2,7 +2,7 @@ import { Errors } from '@nestcd/errors';
 import { ConfChange, ConfChangeType } from '@nestcd/raft';
 import { Command, CommandResult, decodeCommand, MvccOptions, MvccStore, Reader, RequestOp, Writer } from '@nestcd/mvcc';
 import { AuthStore } from '@nestcd/auth';
-import type { StateMachine } from './raft-member';
+import type { SnapshotSteps, StateMachine } from './raft-member';
 import { V2Command, V2Error, V2Event, V2Store } from '@nestcd/v2store';
 
 export type V2ApplyResult = { result: V2Event | V2Event[] } | { error: { errorCode: number; cause?: string; index: number } };
@@ -84,6 +84,8 @@ export function encodeAlarmRequest(action: AlarmAction, memberId: bigint, alarm:
 }
 
 const SNAPSHOT_MAGIC = Buffer.from('NSM2');
+/** A length as a varint takes at most this many bytes (Writer.uint: safe integers, 7 bits a byte). */
+const MAX_VARINT_BYTES = 8;
 
 /**
  * Everything a member replicates through its log: the keyspace and the cluster's alarms. Applying an entry
@@ -226,11 +228,17 @@ export class MemberState implements StateMachine {
   }
 
   snapshot(): Uint8Array {
-    // Header and trailer are small; the keyspace goes in as it is, so a large snapshot is copied once.
-    const mvcc = this.store.snapshot();
-    const head = new Writer(16);
-    head.raw(SNAPSHOT_MAGIC);
-    head.uint(mvcc.length);
+    const capture = this.captureSnapshot();
+    capture.step(Infinity);
+    return capture.finish();
+  }
+
+  /**
+   * The member's state as it is now, encoded in steps: the keyspace a number of keys per step (see
+   * MvccStore.captureSnapshot), the small parts (alarms, members, v2 store, auth) at once.
+   */
+  captureSnapshot(): SnapshotSteps {
+    const mvcc = this.store.captureSnapshot(SNAPSHOT_MAGIC.length + MAX_VARINT_BYTES);
     const w = new Writer(256);
     w.uint(this.alarmList.length);
     for (const a of this.alarmList) {
@@ -253,7 +261,17 @@ export class MemberState implements StateMachine {
     for (const id of this.removed) w.i64(BigInt.asIntN(64, id));
     w.bytes(this.v2.snapshot());
     w.bytes(this.auth.snapshot());
-    return Buffer.concat([head.finish(), mvcc, w.finish()]);
+    const tail = w.finish();
+    return {
+      step: (maxKeys) => mvcc.step(maxKeys),
+      finish: () => {
+        // The keyspace is framed where it was encoded: no copy of it.
+        const head = new Writer(16);
+        head.raw(SNAPSHOT_MAGIC);
+        head.uint(mvcc.length);
+        return mvcc.finishFramed(head.finish(), tail);
+      },
+    };
   }
 
   restore(data: Uint8Array): void {

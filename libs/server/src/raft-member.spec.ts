@@ -1,5 +1,5 @@
-import { Entry, HardState, MemoryStorage, seededRandom } from '@nestcd/raft';
-import { RaftMember, RaftPersistence, StateMachine } from './raft-member';
+import { Entry, HardState, MemoryStorage, Snapshot, seededRandom } from '@nestcd/raft';
+import { RaftMember, RaftPersistence, SnapshotSteps, StateMachine } from './raft-member';
 
 // A lone member driven through RaftMember with a persistence whose writes the test holds and releases, to check
 // the order in which a burst of proposals is written, applied and answered.
@@ -138,6 +138,66 @@ describe('RaftMember request timeout', () => {
       expect(waited).toBeLessThan(2000);
     } finally {
       for (const w of persistence.writes) w.release();
+      await member.stop();
+    }
+  });
+});
+
+describe('RaftMember snapshots', () => {
+  /** Records what is applied; its snapshot is the list applied when the capture began, written out over `steps` turns. */
+  class SteppedStateMachine extends RecordingStateMachine {
+    steps = 20;
+    stepsTaken = 0;
+    override snapshot(): Uint8Array {
+      return Buffer.from(this.applied.join(','));
+    }
+    captureSnapshot(): SnapshotSteps {
+      const taken = this.applied.join(',');
+      let left = this.steps;
+      return {
+        step: () => {
+          this.stepsTaken++;
+          return --left <= 0;
+        },
+        finish: () => Buffer.from(taken),
+      };
+    }
+  }
+
+  it('captures the state at one applied index in steps, answering writes meanwhile, and saves it at that index', async () => {
+    const storage = new MemoryStorage();
+    storage.applySnapshot({ data: new Uint8Array(0), metadata: { index: 1, term: 1, confState: { voters: [1n], learners: [] } } });
+    storage.setHardState({ term: 1, vote: 0n, commit: 1 });
+    const events: string[] = [];
+    const saved: Snapshot[] = [];
+    const persistence: RaftPersistence = {
+      save: () => Promise.resolve(),
+      saveSnapshot: (snap) => {
+        events.push(`snapshot at ${snap.metadata.index}`);
+        saved.push(snap);
+        return Promise.resolve();
+      },
+    };
+    const machine = new SteppedStateMachine();
+    const member = new RaftMember({
+      id: 1n, storage, stateMachine: machine, persistence, tickMs: 10, electionTicks: 10, snapshotCount: 4,
+      requestTimeoutMs: 5000, rand: seededRandom(1),
+    });
+    try {
+      await member.start();
+      await waitFor('leadership', () => member.isLeader);
+      // index 2 is the leader's empty entry; these three make the applied index 5, four past the last snapshot
+      for (let i = 0; i < 3; i++) await member.propose(0, Buffer.from(`w${i}`));
+      await waitFor('the capture to begin', () => machine.stepsTaken > 0);
+      await member.propose(0, Buffer.from('during')).then(() => events.push('answered during'));
+      await waitFor('the snapshot', () => saved.length === 1);
+      expect(events).toEqual(['answered during', 'snapshot at 5']);
+      expect(machine.stepsTaken).toBe(20);
+      // the state as it was at index 5, without the write answered meanwhile
+      expect(Buffer.from(saved[0].data).toString()).toBe('w0,w1,w2');
+      expect(machine.applied).toEqual(['w0', 'w1', 'w2', 'during']);
+      expect(storage.snapshot().metadata.index).toBe(5);
+    } finally {
       await member.stop();
     }
   });

@@ -52,9 +52,32 @@ export interface StateMachine {
   /** Returns the result for the proposer; throws EtcdError for a deterministic refusal. */
   apply(kind: number, payload: Buffer, index: number): unknown;
   snapshot(): Uint8Array;
+  /** The same bytes as snapshot() now, encoded a step at a time so the event loop keeps turning (optional). */
+  captureSnapshot?(): SnapshotSteps;
   restore(data: Uint8Array): void;
   /** Validates and applies a committed membership change; throws EtcdError to refuse it (then raft ignores it too). */
   applyConfChange?(cc: ConfChange, context: Buffer): void;
+}
+
+/** A snapshot being encoded in steps: step() until it returns true, then finish(). */
+export interface SnapshotSteps {
+  step(maxKeys: number): boolean;
+  finish(): Uint8Array;
+}
+
+/** Keys encoded per turn of the event loop while a snapshot is captured (a few ms of work). */
+export const SNAPSHOT_KEYS_PER_STEP = 2000;
+
+/**
+ * Runs a capture to the end, one step per turn of the event loop, so heartbeats, client calls and disk
+ * completions go on meanwhile. Undefined if `cancelled` turns true first.
+ */
+export async function finishInSteps(capture: SnapshotSteps, cancelled: () => boolean = () => false, keysPerStep = SNAPSHOT_KEYS_PER_STEP): Promise<Uint8Array | undefined> {
+  while (!capture.step(keysPerStep)) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (cancelled()) return undefined;
+  }
+  return capture.finish();
 }
 
 /** A conf change's context: the proposal's request ID, then the application's bytes. */
@@ -514,11 +537,19 @@ export class RaftMember implements Proposer {
    */
   private maybeSnapshot(): void {
     if (this.snapshotInFlight || this.appliedIndexValue - this.lastSnapshotIndex < this.opts.snapshotCount) return;
+    // The state is taken at this applied index: small parts at once, the keyspace in steps while the member
+    // goes on applying (a million keys took seconds to encode, long enough to miss heartbeats).
     const index = this.appliedIndexValue;
-    const snap = this.storage.createSnapshot(index, this.confStateValue, this.opts.stateMachine.snapshot());
+    const confState = this.confStateValue;
+    const capture = this.opts.stateMachine.captureSnapshot?.();
+    const whole = capture ? undefined : this.opts.stateMachine.snapshot();
     this.lastSnapshotIndex = index;
     this.snapshotInFlight = (async () => {
       try {
+        const data = whole ?? (await finishInSteps(capture!, () => this.stopped || !!this.failure));
+        // stopped, failed, or a newer snapshot installed from the leader meanwhile: this one is not needed
+        if (!data || index <= this.storage.snapshot().metadata.index) return;
+        const snap = this.storage.createSnapshot(index, confState, data);
         await this.opts.persistence?.saveSnapshot(snap);
         const keep = this.opts.catchUpEntries ?? 5000;
         if (index - keep > this.storage.firstIndex()) this.storage.compact(index - keep);

@@ -23,7 +23,7 @@ describe('snapshot restore', () => {
     await source.put({ key: Buffer.from('b'), value: Buffer.from('2'), lease: lease.id });
     const revision = source.store.currentRevision;
     // What the Snapshot RPC streams: the state padded to 512-byte blocks, then its sha256.
-    const raw = Buffer.from(source.snapshot());
+    const raw = Buffer.from(await source.snapshot());
     const body = Buffer.concat([raw, Buffer.alloc((512 - (raw.length % 512)) % 512)]);
     const file = join(dir, 'snap.db');
     writeFileSync(file, Buffer.concat([body, createHash('sha256').update(body).digest()]));

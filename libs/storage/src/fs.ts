@@ -185,11 +185,15 @@ export function writeFullyNow(fh: FileHandle, buf: Uint8Array, position: number)
  * Crash-safe file replacement: write `<file>.tmp`, fsync it, rename over `file`, fsync the directory.
  * A crash leaves either the old file (plus maybe a stray .tmp) or the complete new one.
  */
-export async function writeFileAtomic(fs: FileSystem, file: string, data: Uint8Array, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(fs: FileSystem, file: string, data: Uint8Array | Uint8Array[], mode = 0o600): Promise<void> {
   const tmp = `${file}.tmp`;
   const fh = await fs.open(tmp, 'w', mode);
   try {
-    await writeFully(fh, data, 0);
+    let position = 0;
+    for (const part of Array.isArray(data) ? data : [data]) {
+      await writeFully(fh, part, position);
+      position += part.byteLength;
+    }
     await fh.sync();
   } finally {
     await fh.close();
