@@ -115,4 +115,19 @@ describe('MvccStore.captureSnapshot', () => {
     for (let i = 0; i < 4; i++) steps.push(capture.step(3));
     expect(steps).toEqual([false, false, false, true]);
   });
+
+  it('a cancelled capture cannot be finished, and the store no longer keeps key records for it', () => {
+    const store = new MvccStore();
+    for (let i = 0; i < 10; i++) store.apply({ put: { key: b(`k${i}`), value: b('v') } });
+    const captures = (store as unknown as { captures: Set<unknown> }).captures;
+    const capture = store.captureSnapshot();
+    capture.step(3);
+    expect(captures.size).toBe(1);
+    capture.cancel();
+    expect(captures.size).toBe(0);
+    expect(() => capture.finish()).toThrow(/cancelled/);
+    const done = store.captureSnapshot();
+    done.step(Infinity);
+    expect(captures.size).toBe(0); // a finished capture lets go too
+  });
 });

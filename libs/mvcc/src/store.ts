@@ -200,6 +200,7 @@ export class SnapshotCapture {
   readonly writer: Writer;
   private readonly keys: Iterator<[string, KeyIdx]>;
   private finished = false;
+  private cancelled = false;
 
   constructor(
     tree: BTree<string, KeyIdx>,
@@ -245,6 +246,18 @@ export class SnapshotCapture {
     return this.finished;
   }
 
+  private checkFinished(): void {
+    if (this.cancelled) throw new Error('snapshot capture cancelled');
+    if (!this.finished) throw new Error('snapshot capture not finished');
+  }
+
+  /** Gives the capture up: the store stops keeping key records for it. */
+  cancel(): void {
+    this.cancelled = true;
+    this.finished = true;
+    this.release(this);
+  }
+
   /** Length of the encoded state so far (all of it once step() returned true). */
   get length(): number {
     return this.writer.view().length - this.headroom;
@@ -252,7 +265,7 @@ export class SnapshotCapture {
 
   /** The encoded state (what MvccStore.restore reads); step() must have returned true. */
   finish(): Buffer {
-    if (!this.finished) throw new Error('snapshot capture not finished');
+    this.checkFinished();
     return this.headroom === 0 ? this.writer.finish() : this.writer.view().subarray(this.headroom);
   }
 
@@ -261,7 +274,7 @@ export class SnapshotCapture {
    * reserved by captureSnapshot (a multi-hundred-megabyte copy would hold the event loop for most of a second).
    */
   finishFramed(head: Buffer, tail: Buffer): Buffer {
-    if (!this.finished) throw new Error('snapshot capture not finished');
+    this.checkFinished();
     if (head.length > this.headroom) throw new RangeError(`snapshot head of ${head.length} bytes exceeds the ${this.headroom} reserved`);
     this.writer.raw(tail);
     const all = this.writer.view();
@@ -366,7 +379,6 @@ export class MvccStore implements WatcherHost {
     const rev = c.revision;
     if (!(rev > this.compactRev)) throw Errors.compacted();
     if (rev > this.rev) throw Errors.futureRev();
-    for (const capture of [...this.captures]) capture.step(Infinity);
     this.compactRev = rev;
     // keyspace: per key keep the newest revision <= rev (unless a tombstone) and everything newer
     this.tree.editAll((_ks, idx) => {
@@ -379,8 +391,13 @@ export class MvccStore implements WatcherHost {
       if (drop === 0) return;
       for (let j = 0; j < drop; j++) this.size -= recSize(recs[j].kv);
       if (drop === recs.length) return { delete: true };
-      idx.recs = recs.slice(drop);
-      return;
+      if (this.captures.size === 0) {
+        idx.recs = recs.slice(drop);
+        return;
+      }
+      // A snapshot capture in progress still reads this key's old revisions from its clone of the tree, which
+      // shares the record: the live tree gets a new one (copy-on-write) instead.
+      return { value: { key: idx.key, ks: idx.ks, recs: recs.slice(drop) } };
     });
     // history: drop revisions < rev; at rev itself only what the keyspace kept (puts, no prevKv)
     if (rev > this.histBase) {
@@ -968,8 +985,8 @@ export class MvccStore implements WatcherHost {
   /**
    * The state at the current revision, encoded a step at a time (the same bytes as snapshot() now), so a large
    * keyspace is written out without holding the event loop for seconds. Writes made between steps are left out:
-   * the key tree is a copy-on-write clone and each key's revisions are cut at the captured revision. A compaction
-   * would drop revisions the capture still needs, so it completes every unfinished capture first. `headroom`
+   * the key tree is a copy-on-write clone and each key's revisions are cut at the captured revision; a compaction
+   * meanwhile gives the live tree new key records rather than trim the ones the clone shares. `headroom`
    * bytes are kept free in front of the encoding for a caller's header (see SnapshotCapture.finishFramed).
    */
   captureSnapshot(headroom = 0): SnapshotCapture {

@@ -264,6 +264,7 @@ export class MemberState implements StateMachine {
     const tail = w.finish();
     return {
       step: (maxKeys) => mvcc.step(maxKeys),
+      cancel: () => mvcc.cancel(),
       finish: () => {
         // The keyspace is framed where it was encoded: no copy of it.
         const head = new Writer(16);

@@ -160,6 +160,7 @@ describe('RaftMember snapshots', () => {
           return --left <= 0;
         },
         finish: () => Buffer.from(taken),
+        cancel: () => undefined,
       };
     }
   }

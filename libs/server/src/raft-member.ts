@@ -63,6 +63,8 @@ export interface StateMachine {
 export interface SnapshotSteps {
   step(maxKeys: number): boolean;
   finish(): Uint8Array;
+  /** Gives up an unfinished capture (what it holds is released). */
+  cancel(): void;
 }
 
 /** Keys encoded per turn of the event loop while a snapshot is captured (a few ms of work). */
@@ -75,7 +77,10 @@ export const SNAPSHOT_KEYS_PER_STEP = 2000;
 export async function finishInSteps(capture: SnapshotSteps, cancelled: () => boolean = () => false, keysPerStep = SNAPSHOT_KEYS_PER_STEP): Promise<Uint8Array | undefined> {
   while (!capture.step(keysPerStep)) {
     await new Promise<void>((resolve) => setImmediate(resolve));
-    if (cancelled()) return undefined;
+    if (cancelled()) {
+      capture.cancel();
+      return undefined;
+    }
   }
   return capture.finish();
 }
