@@ -820,6 +820,20 @@ describe('hashKV, snapshot, restore', () => {
     expectEtcdError(() => MvccStore.restore(Buffer.from('garbage!')), Errors.invalidArgument('nestcd: mvcc: corrupt snapshot'));
   });
 
+  it("restore keeps each revision's events in sub-revision order, not key order, for watchers replaying history", () => {
+    const store = newStore().store;
+    put(store, 'a', '0');
+    // one txn: z, then m, then a (sub-revisions 0, 1, 2): key order would be a, m, z
+    store.apply({ txn: { compare: [], failure: [], success: ['z', 'm', 'a'].map((k) => ({ requestPut: { key: b(k), value: b('1') } })) } });
+    store.apply({ deleteRange: { key: b('m') } });
+    const sched = manualScheduler();
+    const restored = MvccStore.restore(store.snapshot(), { schedule: sched.schedule });
+    const w = recorder();
+    restored.watch({ key: ALL, rangeEnd: ALL, startRevision: 1 }, w.sink, w.onCompacted);
+    sched.drain();
+    expect(w.flat().map((e) => e.split(' ').slice(0, 2).join(' '))).toEqual(['P a@2', 'P z@3', 'P m@3', 'P a@3', 'D m@4']);
+  });
+
   it('restore of an empty store', () => {
     const st = new MvccStore();
     const r = MvccStore.restore(st.snapshot());

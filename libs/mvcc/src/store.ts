@@ -1022,7 +1022,9 @@ export class MvccStore implements WatcherHost {
       s.leases.set(id, { id, ttl, expiry: now + ttl * 1000, keys: new Set() });
     }
     s.histBase = Math.max(1, s.compactRev);
-    const buckets: Rec[][] = Array.from({ length: s.rev - s.histBase + 1 }, () => []);
+    // the history in revision order is rebuilt by counting: events per revision, then each placed at its slot
+    const perRevision = new Uint32Array(s.rev - s.histBase + 1);
+    const history: Rec[] = [];
     const nKeys = r.uint();
     const pairs: [string, KeyIdx][] = [];
     for (let i = 0; i < nKeys; i++) {
@@ -1049,7 +1051,10 @@ export class MvccStore implements WatcherHost {
         const rec: Rec = { type: version === 0 ? EventType.DELETE : EventType.PUT, kv, prevKv: prev, ks, sub };
         recs.push(rec);
         s.size += recSize(kv);
-        if (modRevision >= s.histBase) buckets[modRevision - s.histBase].push(rec);
+        if (modRevision >= s.histBase) {
+          perRevision[modRevision - s.histBase]++;
+          history.push(rec);
+        }
       }
       if (n === 0) throw corruptSnapshot();
       const last = recs[n - 1].kv;
@@ -1058,13 +1063,21 @@ export class MvccStore implements WatcherHost {
     }
     if (!r.done) throw corruptSnapshot();
     s.tree.setPairs(pairs);
-    s.histEvents = [];
-    s.histStart = [0];
-    for (const b of buckets) {
-      b.sort((a, c) => a.sub - c.sub);
-      for (const e of b) s.histEvents.push(e);
-      s.histStart.push(s.histEvents.length);
+    const starts = new Array<number>(perRevision.length + 1);
+    starts[0] = 0;
+    for (let i = 0; i < perRevision.length; i++) starts[i + 1] = starts[i] + perRevision[i];
+    const next = Uint32Array.from(starts.slice(0, -1));
+    const events = new Array<Rec>(history.length);
+    for (const rec of history) events[next[rec.kv.modRevision - s.histBase]++] = rec;
+    // within a revision (a txn's changes), in sub-revision order
+    for (let i = 0; i < perRevision.length; i++) {
+      if (perRevision[i] > 1) {
+        const sorted = events.slice(starts[i], starts[i + 1]).sort((a, c) => a.sub - c.sub);
+        for (let j = 0; j < sorted.length; j++) events[starts[i] + j] = sorted[j];
+      }
     }
+    s.histEvents = events;
+    s.histStart = starts;
     return s;
   }
 }
