@@ -67,15 +67,26 @@ describe('MvccStore.captureSnapshot', () => {
         fc.array(fc.tuple(fc.array(op, { maxLength: 4 }), fc.integer({ min: 1, max: 4 })), { maxLength: 40 }),
         (before, during) => {
           const store = new MvccStore({ schedule: manualScheduler().schedule });
+          // the same ops on a store with no capture running: the live state must not depend on one
+          const twin = new MvccStore({ schedule: manualScheduler().schedule });
           const apply = driver(store);
-          for (const o of before) apply(o);
+          const applyTwin = driver(twin);
+          for (const o of before) {
+            apply(o);
+            applyTwin(o);
+          }
           const expected = store.snapshot();
           const capture = store.captureSnapshot();
           let done = false;
           for (const [ops, keys] of during) {
-            for (const o of ops) apply(o);
+            for (const o of ops) {
+              apply(o);
+              applyTwin(o);
+            }
             if (!done) done = capture.step(keys);
           }
+          expect(store.snapshot().equals(twin.snapshot())).toBe(true);
+          expect(store.hashKV(0)).toEqual(twin.hashKV(0));
           if (!done) expect(capture.step(Infinity)).toBe(true);
           const got = capture.finish();
           expect(got.equals(expected)).toBe(true);
