@@ -1026,7 +1026,6 @@ export class MvccStore implements WatcherHost {
     const perRevision = new Uint32Array(s.rev - s.histBase + 1);
     const history: Rec[] = [];
     const nKeys = r.uint();
-    const pairs: [string, KeyIdx][] = [];
     for (let i = 0; i < nKeys; i++) {
       const key = r.bytes();
       const ks = latin1(key);
@@ -1059,10 +1058,9 @@ export class MvccStore implements WatcherHost {
       if (n === 0) throw corruptSnapshot();
       const last = recs[n - 1].kv;
       if (last.version !== 0 && last.lease !== 0n) s.leases.get(last.lease)?.keys.add(ks);
-      pairs.push([ks, { key, ks, recs }]);
+      s.tree.set(ks, { key, ks, recs });
     }
     if (!r.done) throw corruptSnapshot();
-    s.tree.setPairs(pairs);
     const starts = new Array<number>(perRevision.length + 1);
     starts[0] = 0;
     for (let i = 0; i < perRevision.length; i++) starts[i + 1] = starts[i] + perRevision[i];
