@@ -2,6 +2,7 @@
 // key bytes, so string order is byte order), each holding its revisions; an event history indexed by revision
 // for watch catch-up; leases; synced/unsynced watchers.
 import BTree from 'sorted-btree';
+import { constants as bufferConstants } from 'node:buffer';
 import { crc32 } from 'node:zlib';
 import { Errors } from '@nestcd/errors';
 import { Reader, Writer, corruptSnapshot } from './codec';
@@ -210,7 +211,8 @@ export class SnapshotCapture {
     private readonly release: (c: SnapshotCapture) => void,
   ) {
     // size (keys, values and a per-revision overhead) bounds the encoding: one allocation, never grown and copied
-    this.writer = new Writer(Math.max(1 << 12, headroom + size + 1024));
+    // (within the largest Buffer Node allows; the estimate runs high, so it alone must not exceed that)
+    this.writer = new Writer(Math.min(bufferConstants.MAX_LENGTH, Math.max(1 << 12, headroom + size + 1024)));
     this.writer.skip(headroom);
     this.keys = tree.entries();
   }
