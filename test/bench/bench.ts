@@ -18,6 +18,9 @@ const VALUE = Buffer.alloc(256, 'v');
 const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 1);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
 const CLIENT = process.env.BENCH_CLIENT === 'h2' ? 'h2' : 'grpc-js';
+/** untimed operations (each many-client workload in turn) each kind serves before the first round: measure warm servers
+ * and a warm client, not a JIT compiler and heaps still growing (the first round otherwise runs noticeably slower) */
+const WARMUP_OPS = Math.max(0, Number(process.env.BENCH_WARMUP_OPS ?? 4000));
 
 type Unary = (req: object, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
 
@@ -121,14 +124,14 @@ function serverCpuUs(pids: Array<number | undefined>): number {
 
 /** Runs `op` OPS times (or until the time limit) with `concurrency` requests in flight over up to 8 channels per
  * endpoint (requests go round-robin over the channels, so over the members too). */
-async function measure(endpoints: string[], pids: Array<number | undefined>, concurrency: number, op: (c: Record<string, Unary>, i: number) => Promise<unknown>): Promise<Result> {
+async function measure(endpoints: string[], pids: Array<number | undefined>, concurrency: number, op: (c: Record<string, Unary>, i: number) => Promise<unknown>, ops = OPS): Promise<Result> {
   const clients = Array.from({ length: Math.min(concurrency, 8) * endpoints.length }, (_, i) => kvClient(endpoints[i % endpoints.length]));
   const queue = new PQueue({ concurrency });
   const latencies: number[] = [];
   const cpuBefore = serverCpuUs(pids);
   const started = performance.now();
   let issued = 0;
-  while (issued < OPS && performance.now() - started < TIME_LIMIT_MS) {
+  while (issued < ops && performance.now() - started < TIME_LIMIT_MS) {
     const i = issued++;
     await queue.onSizeLessThan(concurrency);
     void queue.add(async () => {
@@ -161,6 +164,13 @@ async function main(): Promise<void> {
   const runs = new Map<string, Map<string, Result[]>>([['etcd', new Map()], ['nestcd', new Map()]]);
   try {
     for (const name of ['etcd', 'nestcd'] as const) targets.push(await start(name));
+    if (WARMUP_OPS > 0) {
+      for (const target of targets) {
+        for (const w of workloads.filter((x) => x.concurrency > 1)) {
+          await measure(target.endpoints, [], w.concurrency, w.op, WARMUP_OPS);
+        }
+      }
+    }
     for (let round = 0; round < ROUNDS; round++) {
       for (const w of workloads) {
         const order = round % 2 === 0 ? targets : [...targets].reverse();

@@ -12,7 +12,7 @@ import { ClusterRaftMember } from './cluster-member';
 import { clientTlsMaterial, peerTlsFromConfig } from './peer-tls';
 import type { PeerTransportOptions } from '@nestcd/transport';
 import { LeaseForwarder } from './lease-forwarder';
-import { RaftMemberOptions, RaftPersistence } from './raft-member';
+import { RaftMemberOptions, RaftPersistence, SNAPSHOT_DATA_ON_DISK } from './raft-member';
 
 export interface OpenMemberOptions extends EtcdServerOptions {
   log?: (msg: string) => void;
@@ -228,7 +228,7 @@ async function openDataDir(config: NestcdConfig, mvccOptions: MvccOptions, optio
     state = new MemberState(new MvccStore(mvccOptions), mvccOptions);
     if (snapshot) {
       state.restore(snapshot.data);
-      storage.applySnapshot(snapshot);
+      storage.applySnapshot({ metadata: snapshot.metadata, data: SNAPSHOT_DATA_ON_DISK });
     }
     // A snapshot holds applied (so committed) state; the commit index after it may not have been fsynced (Wal).
     storage.setHardState({ ...opened.hardState, commit: Math.max(opened.hardState.commit, snapshot?.metadata.index ?? 0) });
@@ -261,7 +261,7 @@ async function openDataDir(config: NestcdConfig, mvccOptions: MvccOptions, optio
     await snapshotter.save(boot.snapshot);
     await wal.saveSnapshot({ index: 1, term: 1 });
     await wal.save(boot.hardState, []);
-    storage.applySnapshot(boot.snapshot);
+    storage.applySnapshot({ metadata: boot.snapshot.metadata, data: SNAPSHOT_DATA_ON_DISK });
     storage.setHardState(boot.hardState);
   }
 
@@ -276,6 +276,8 @@ async function openDataDir(config: NestcdConfig, mvccOptions: MvccOptions, optio
       await wal.purge(snapshot.metadata.index, config.maxWals);
       await snapshotter.purge(config.maxSnapshots);
     },
+    // The log storage keeps only snapshot metadata (SNAPSHOT_DATA_ON_DISK): a follower's snapshot is read from here.
+    loadSnapshotData: async (metadata) => (await snapshotter.loadAt(metadata.term, metadata.index)).data,
   };
   return { state, storage, memberId, clusterId, persistence, close: () => wal.close(), joined };
 }

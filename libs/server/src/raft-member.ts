@@ -1,7 +1,7 @@
 import { Errors, EtcdError } from '@nestcd/errors';
 import {
   ConfChange, ConfChangeType, ConfState, decodeConfChange, Entry, EntryType, HardState, MemoryStorage, Message, NodeId, None, leaderMaySendBeforePersist,
-  NoLeaderError, ProposalDroppedError, RawNode, Ready, Snapshot, StateType,
+  MessageType, NoLeaderError, ProposalDroppedError, RawNode, Ready, Snapshot, SnapshotMetadata, SnapshotStatus, StateType,
 } from '@nestcd/raft';
 import type { Proposer } from './etcd-server';
 
@@ -11,7 +11,16 @@ export interface RaftPersistence {
   save(hardState: HardState | undefined, entries: Entry[]): Promise<void>;
   /** Persists a snapshot and may then release WAL segments and old snapshots it makes redundant. */
   saveSnapshot(snapshot: Snapshot): Promise<void>;
+  /**
+   * Reads back the data of a snapshot saved here. With it the member keeps only the metadata of its newest snapshot
+   * in memory (the data is SNAPSHOT_DATA_ON_DISK) and reads the data when a follower needs it, as etcd streams its
+   * snapshot from the backend file: a keyspace of hundreds of MB is not held twice.
+   */
+  loadSnapshotData?(metadata: SnapshotMetadata): Promise<Uint8Array>;
 }
+
+/** The data of a snapshot in the log storage whose bytes are only in its snapshot file (see loadSnapshotData). */
+export const SNAPSHOT_DATA_ON_DISK: Uint8Array = new Uint8Array(0);
 
 /** How Raft messages reach other members (the cluster issue provides one; a lone member needs none). */
 export interface RaftTransport {
@@ -135,6 +144,8 @@ export class RaftMember implements Proposer {
   private stopped = false;
   private failure?: Error;
   private snapshotInFlight?: Promise<void>;
+  /** a snapshot being read back from disk to be sent (see sendSnapshotFromDisk) */
+  private snapshotRead?: { index: number; term: number; data: Promise<Uint8Array> };
   private whenApplied?: { index: number; resolve: () => void };
 
   constructor(private readonly opts: RaftMemberOptions) {
@@ -383,7 +394,7 @@ export class RaftMember implements Proposer {
     if (messages.length > 0 && this.node.raft.state === StateType.Leader) {
       const early = messages.filter((m) => leaderMaySendBeforePersist(m.type));
       if (early.length > 0) {
-        this.opts.transport?.send(early);
+        this.send(early);
         messages = early.length === messages.length ? [] : messages.filter((m) => !leaderMaySendBeforePersist(m.type));
       }
     }
@@ -397,7 +408,7 @@ export class RaftMember implements Proposer {
     // 1. persist: nothing else is sent before it is durable
     if (rd.snapshot) {
       await this.opts.persistence?.saveSnapshot(rd.snapshot);
-      this.storage.applySnapshot(rd.snapshot);
+      this.storage.applySnapshot(this.keptInMemory(rd.snapshot));
     }
     let saving: Promise<void> | undefined;
     if (rd.entries.length > 0 || (rd.hardState && (rd.mustSync || rd.snapshot))) {
@@ -413,7 +424,7 @@ export class RaftMember implements Proposer {
     if (rd.entries.length > 0) this.storage.append(rd.entries);
     if (rd.hardState) this.storage.setHardState(rd.hardState);
     // 2. send
-    if (messages.length > 0) this.opts.transport?.send(messages);
+    if (messages.length > 0) this.send(messages);
     // 3. apply
     if (rd.snapshot) this.installSnapshot(rd.snapshot);
     if (!applyDuringSave) for (const e of rd.committedEntries) this.applyEntry(e);
@@ -510,6 +521,46 @@ export class RaftMember implements Proposer {
     else p.resolve(result);
   }
 
+  /** What the log storage keeps of a snapshot that has been saved: only its metadata when it can be read back. */
+  private keptInMemory(snap: Snapshot): Snapshot {
+    return this.opts.persistence?.loadSnapshotData ? { metadata: snap.metadata, data: SNAPSHOT_DATA_ON_DISK } : snap;
+  }
+
+  /** To the transport; a MsgSnap whose data stayed on disk goes once the data has been read back. */
+  private send(messages: Message[]): void {
+    const transport = this.opts.transport;
+    if (!transport) return;
+    const onDisk = (m: Message) => m.type === MessageType.MsgSnap && m.snapshot?.data === SNAPSHOT_DATA_ON_DISK;
+    if (!messages.some(onDisk)) {
+      transport.send(messages);
+      return;
+    }
+    const rest = messages.filter((m) => !onDisk(m));
+    if (rest.length > 0) transport.send(rest);
+    for (const m of messages) if (onDisk(m)) void this.sendSnapshotFromDisk(m, m.snapshot!.metadata);
+  }
+
+  private async sendSnapshotFromDisk(m: Message, metadata: SnapshotMetadata): Promise<void> {
+    try {
+      // followers that need the same snapshot at the same time share one read
+      let read = this.snapshotRead;
+      if (!read || read.index !== metadata.index || read.term !== metadata.term) {
+        const started = { index: metadata.index, term: metadata.term, data: this.opts.persistence!.loadSnapshotData!(metadata) };
+        this.snapshotRead = read = started;
+        void started.data.catch(() => undefined).finally(() => {
+          if (this.snapshotRead === started) this.snapshotRead = undefined;
+        });
+      }
+      const data = await read.data;
+      if (!this.stopped) this.opts.transport?.send([{ ...m, snapshot: { metadata, data } }]);
+    } catch (err) {
+      if (this.stopped) return;
+      this.opts.log?.(`could not read the snapshot at index ${metadata.index} to send it to ${m.to.toString(16)}: ${(err as Error).message}`);
+      this.node.reportSnapshot(m.to, SnapshotStatus.Failure); // raft tries again later, with its newest snapshot
+      this.schedule();
+    }
+  }
+
   private installSnapshot(snap: Snapshot): void {
     this.opts.stateMachine.restore(snap.data);
     this.appliedIndexValue = snap.metadata.index;
@@ -554,8 +605,10 @@ export class RaftMember implements Proposer {
         const data = whole ?? (await finishInSteps(capture!, () => this.stopped || !!this.failure));
         // stopped, failed, or a newer snapshot installed from the leader meanwhile: this one is not needed
         if (!data || index <= this.storage.snapshot().metadata.index) return;
-        const snap = this.storage.createSnapshot(index, confState, data);
+        const snap: Snapshot = { data, metadata: { index, term: this.storage.term(index), confState } };
         await this.opts.persistence?.saveSnapshot(snap);
+        if (index <= this.storage.snapshot().metadata.index) return; // a leader's snapshot was installed meanwhile
+        this.storage.createSnapshot(index, confState, this.keptInMemory(snap).data);
         const keep = this.opts.catchUpEntries ?? 5000;
         if (index - keep > this.storage.firstIndex()) this.storage.compact(index - keep);
       } catch (err) {

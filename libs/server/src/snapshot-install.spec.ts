@@ -1,6 +1,6 @@
 import { parseConfig } from '@nestcd/config';
 import type { Event } from '@nestcd/mvcc';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,7 +41,8 @@ describe('a lagging follower installs a snapshot from the leader', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  it('keeps its watchers and leases, and ends with the same keyspace', async () => {
+  /** Three members on loopback (snapshot every 500 entries), started, with a leader; `cut` isolates one follower. */
+  const startCluster = async () => {
     root = mkdtempSync(join(tmpdir(), 'nestcd-snapshot-install-'));
     const ports = await Promise.all(Array.from({ length: 6 }, freePort));
     const peer = (i: number) => `http://127.0.0.1:${ports[2 * i]}`;
@@ -63,8 +64,26 @@ describe('a lagging follower installs a snapshot from the leader', () => {
     await waitFor('a leader', () => servers.filter((s) => s.proposer.isLeader).length === 1 && servers.every((s) => s.proposer.leader !== 0n));
     const leader = servers.find((s) => s.proposer.isLeader)!;
     const follower = servers.find((s) => s !== leader)!;
-    const fi = servers.indexOf(follower);
     const other = servers.find((s) => s !== leader && s !== follower)!;
+    const cut = (on: boolean) => {
+      const f = (s: EtcdServer) => (s.proposer as ClusterRaftMember).faults;
+      f(follower).partitioned = on ? new Set([leader.memberId, other.memberId]) : undefined;
+      f(leader).partitioned = on ? new Set([follower.memberId]) : undefined;
+      f(other).partitioned = on ? new Set([follower.memberId]) : undefined;
+    };
+    /** writes n keys `prefix` + number, 400 at a time */
+    const writeMany = async (prefix: string, n: number) => {
+      for (let base = 0; base < n; base += 400) {
+        const count = Math.min(400, n - base);
+        await Promise.all(Array.from({ length: count }, (_, j) => leader.put({ key: key(`${prefix}${String(base + j).padStart(5, '0')}`), value: key('v'), lease: 0n })));
+      }
+    };
+    const compacted = () => waitFor('the leader to compact its log', () => (leader.proposer as ClusterRaftMember).node.raft.raftLog.firstIndex() > follower.proposer.appliedIndex + 1);
+    return { logs, leader, follower, fi: servers.indexOf(follower), li: servers.indexOf(leader), cut, writeMany, compacted };
+  };
+
+  it('keeps its watchers and leases, and ends with the same keyspace', async () => {
+    const { logs, leader, follower, fi, li, cut, writeMany, compacted } = await startCluster();
 
     const lease = await leader.leaseGrant(600, 0n);
     await leader.put({ key: key('leased'), value: key('x'), lease: lease.id });
@@ -77,24 +96,24 @@ describe('a lagging follower installs a snapshot from the leader', () => {
     const storeBefore = follower.store;
 
     // Cut the follower off, then write well past a snapshot and the entries kept behind it for slow followers.
-    const cut = (on: boolean) => {
-      const f = (s: EtcdServer) => (s.proposer as ClusterRaftMember).faults;
-      f(follower).partitioned = on ? new Set([leader.memberId, other.memberId]) : undefined;
-      f(leader).partitioned = on ? new Set([follower.memberId]) : undefined;
-      f(other).partitioned = on ? new Set([follower.memberId]) : undefined;
-    };
     cut(true);
     const writes = 5600;
-    for (let base = 0; base < writes; base += 400) {
-      await Promise.all(Array.from({ length: 400 }, (_, j) => leader.put({ key: key(`w/${String(base + j).padStart(5, '0')}`), value: key('v'), lease: 0n })));
-    }
+    await writeMany('w/', writes);
     await leader.deleteRange({ key: key('w/00000') });
-    await waitFor('the leader to compact its log', () => (leader.proposer as ClusterRaftMember).node.raft.raftLog.firstIndex() > follower.proposer.appliedIndex + 1);
+    await compacted();
     cut(false);
 
     await waitFor('the follower to catch up', () => follower.proposer.appliedIndex >= leader.proposer.appliedIndex, 30000);
     expect(logs[fi].some((l) => l.includes('installed the snapshot'))).toBe(true);
     expect(follower.store).not.toBe(storeBefore);
+    // The leader read the snapshot it sent back from its file; neither member keeps snapshot data in memory.
+    const sent = logs[li].map((l) => /sent snapshot \[index (\d+), (\d+) bytes\]/.exec(l)).find((m) => m);
+    expect(Number(sent?.[2])).toBeGreaterThan(writes * 10);
+    for (const s of [leader, follower]) {
+      const kept = (s.proposer as ClusterRaftMember).node.raft.raftLog.storage.snapshot();
+      expect(kept.metadata.index).toBeGreaterThanOrEqual(Number(sent?.[1]));
+      expect(kept.data.byteLength).toBe(0);
+    }
 
     // The watcher saw every write once, in revision order, and the delete after them.
     await waitFor('every watch event', () => seen.length === writes + 1);
@@ -111,5 +130,24 @@ describe('a lagging follower installs a snapshot from the leader', () => {
     // And it keeps replicating after the snapshot.
     await leader.put({ key: key('w/after'), value: key('snap'), lease: 0n });
     await waitFor('the write after the snapshot', () => seen.length === writes + 2);
+  }, 90000);
+
+  it('a snapshot file that cannot be read back is not sent: the leader goes on and sends its next snapshot', async () => {
+    const { logs, leader, follower, fi, li, cut, writeMany, compacted } = await startCluster();
+    cut(true);
+    await writeMany('a/', 5600);
+    await compacted();
+    // Lose the leader's snapshot files (as a --max-snapshots purge racing the send might): the send must fail cleanly.
+    const snapDir = join(root, `m${li}`, 'member', 'snap');
+    for (const f of readdirSync(snapDir)) rmSync(join(snapDir, f));
+    cut(false);
+    await waitFor('a failed read', () => logs[li].some((l) => l.includes('could not read the snapshot')));
+    expect(follower.proposer.appliedIndex).toBeLessThan(leader.proposer.appliedIndex);
+    // The leader still serves, and once it has saved a newer snapshot the follower gets that one.
+    await writeMany('b/', 1200);
+    await waitFor('the follower to catch up', () => follower.proposer.appliedIndex >= leader.proposer.appliedIndex, 30000);
+    expect(logs[fi].some((l) => l.includes('installed the snapshot'))).toBe(true);
+    const revision = leader.store.currentRevision;
+    expect(follower.hashKV(revision).hash).toBe(leader.hashKV(revision).hash);
   }, 90000);
 });

@@ -148,7 +148,7 @@ export async function readWholeFile(fs: FileSystem, file: string): Promise<Buffe
   const fh = await fs.open(file, 'r');
   try {
     const size = (await fh.stat()).size;
-    const buf = Buffer.alloc(size);
+    const buf = Buffer.allocUnsafe(size); // every byte handed out is read first (a short read is cut off below)
     let off = 0;
     while (off < size) {
       const n = await fh.read(buf, off, size - off, off);

@@ -81,22 +81,45 @@ const CRC_STEP_BYTES = 8 << 20;
  */
 async function encodeSnapshotParts(s: Snapshot): Promise<Uint8Array[]> {
   const head = encodeHead(s);
-  let crc = crc32(head.subarray(MAGIC.length + 4), 0);
-  for (let off = 0; off < s.data.byteLength; off += CRC_STEP_BYTES) {
-    if (off > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    crc = crc32(s.data.subarray(off, off + CRC_STEP_BYTES), crc);
-  }
+  const crc = await crcInSteps(s.data, crc32(head.subarray(MAGIC.length + 4), 0));
   head.writeUInt32LE(crc, MAGIC.length);
   return [head, s.data];
 }
 
+/** crc32 of `bytes` continuing from `crc`, CRC_STEP_BYTES per turn of the event loop. */
+async function crcInSteps(bytes: Uint8Array, crc: number): Promise<number> {
+  for (let off = 0; off < bytes.byteLength; off += CRC_STEP_BYTES) {
+    if (off > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    crc = crc32(bytes.subarray(off, off + CRC_STEP_BYTES), crc);
+  }
+  return crc;
+}
+
 export function decodeSnapshot(buf: Buffer, file = 'snapshot'): Snapshot {
+  checkFraming(buf, file);
+  if (crc32(buf.subarray(MAGIC.length + 4), 0) !== buf.readUInt32LE(MAGIC.length)) throw new SnapshotCorruptError(file, 'CRC mismatch');
+  return decodeChecked(buf, file);
+}
+
+/** decodeSnapshot with the CRC computed a step per turn of the event loop (a member loading one to send it). */
+async function decodeSnapshotInSteps(buf: Buffer, file: string): Promise<Snapshot> {
+  checkFraming(buf, file);
+  if ((await crcInSteps(buf.subarray(MAGIC.length + 4), 0)) !== buf.readUInt32LE(MAGIC.length)) {
+    throw new SnapshotCorruptError(file, 'CRC mismatch');
+  }
+  return decodeChecked(buf, file);
+}
+
+function checkFraming(buf: Buffer, file: string): void {
+  if (buf.length < MAGIC.length + 4 + 16 + 4 + 4 + 8) throw new SnapshotCorruptError(file, `too short (${buf.length} bytes)`);
+  if (!buf.subarray(0, MAGIC.length).equals(MAGIC)) throw new SnapshotCorruptError(file, 'bad magic');
+}
+
+/** The fields of a file whose magic and CRC have been checked. The data is a view of `buf`, not a copy. */
+function decodeChecked(buf: Buffer, file: string): Snapshot {
   const fail = (reason: string): never => {
     throw new SnapshotCorruptError(file, reason);
   };
-  if (buf.length < MAGIC.length + 4 + 16 + 4 + 4 + 8) fail(`too short (${buf.length} bytes)`);
-  if (!buf.subarray(0, MAGIC.length).equals(MAGIC)) fail('bad magic');
-  if (crc32(buf.subarray(MAGIC.length + 4), 0) !== buf.readUInt32LE(MAGIC.length)) fail('CRC mismatch');
   let o = MAGIC.length + 4;
   const need = (n: number): void => {
     if (o + n > buf.length) fail('truncated');
@@ -122,8 +145,7 @@ export function decodeSnapshot(buf: Buffer, file = 'snapshot'): Snapshot {
   const learners = ids();
   const len = u64();
   if (o + len !== buf.length) fail(`data length ${len} does not match the file size`);
-  const data = new Uint8Array(len);
-  data.set(buf.subarray(o, o + len));
+  const data = new Uint8Array(buf.buffer, buf.byteOffset + o, len);
   return { data, metadata: { index, term, confState: { voters, learners } } };
 }
 
@@ -166,11 +188,17 @@ export class Snapshotter {
 
   /** Reads one snapshot file; throws SnapshotCorruptError if it does not verify or its name disagrees. */
   async load(info: SnapshotFileInfo): Promise<Snapshot> {
-    const snap = decodeSnapshot(await readWholeFile(this.fs, info.path), info.path);
+    const snap = await decodeSnapshotInSteps(await readWholeFile(this.fs, info.path), info.path);
     if (snap.metadata.index !== info.index || snap.metadata.term !== info.term) {
       throw new SnapshotCorruptError(info.path, `content is for term ${snap.metadata.term} index ${snap.metadata.index}`);
     }
     return snap;
+  }
+
+  /** Reads the snapshot file saved for `term` and `index` (see load). */
+  loadAt(term: number, index: number): Promise<Snapshot> {
+    const name = snapshotName(term, index);
+    return this.load({ name, path: path.join(this.dir, name), term, index });
   }
 
   /**
