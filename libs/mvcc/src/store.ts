@@ -1010,6 +1010,16 @@ export class MvccStore implements WatcherHost {
 
   /** exact inverse of snapshot(); leases are re-armed with their full TTL from clock(). */
   static restore(buf: Buffer, opts?: MvccOptions): MvccStore {
+    const steps = MvccStore.restoreInSteps(buf, opts);
+    steps.step(Infinity);
+    return steps.finish();
+  }
+
+  /**
+   * restore() a number of keys per step (a member installing a leader's snapshot of a million keys would otherwise
+   * hold its event loop for seconds). The new store is only handed out by finish(), after the last step.
+   */
+  static restoreInSteps(buf: Buffer, opts?: MvccOptions): SnapshotRestore {
     const s = new MvccStore(opts);
     const r = new Reader(buf);
     if (!r.raw(SNAPSHOT_MAGIC.length).equals(SNAPSHOT_MAGIC)) throw corruptSnapshot();
@@ -1027,59 +1037,76 @@ export class MvccStore implements WatcherHost {
     // the history in revision order is rebuilt by counting: events per revision, then each placed at its slot
     const perRevision = new Uint32Array(s.rev - s.histBase + 1);
     const history: Rec[] = [];
-    const nKeys = r.uint();
-    for (let i = 0; i < nKeys; i++) {
-      const key = r.bytes();
-      const ks = latin1(key);
-      const n = r.uint();
-      const recs: Rec[] = [];
-      for (let j = 0; j < n; j++) {
-        const modRevision = r.uint();
-        const sub = r.uint();
-        const version = r.uint();
-        let kv: KeyValue;
-        if (version === 0) {
-          kv = { key, createRevision: 0, modRevision, version: 0, value: EMPTY, lease: 0n };
-        } else {
-          const createRevision = r.uint();
-          const lease = r.i64();
-          const value = r.bytes();
-          kv = { key, createRevision, modRevision, version, value, lease };
+    let keysLeft = r.uint();
+    const step = (maxKeys: number): boolean => {
+      const histBase = s.histBase;
+      const rev = s.rev;
+      for (let k = 0; k < maxKeys && keysLeft > 0; k++, keysLeft--) {
+        const key = r.bytes();
+        const ks = latin1(key);
+        const n = r.uint();
+        const recs: Rec[] = [];
+        for (let j = 0; j < n; j++) {
+          const modRevision = r.uint();
+          const sub = r.uint();
+          const version = r.uint();
+          let kv: KeyValue;
+          if (version === 0) {
+            kv = { key, createRevision: 0, modRevision, version: 0, value: EMPTY, lease: 0n };
+          } else {
+            const createRevision = r.uint();
+            const lease = r.i64();
+            const value = r.bytes();
+            kv = { key, createRevision, modRevision, version, value, lease };
+          }
+          if (modRevision > rev || (j > 0 && modRevision < recs[j - 1].kv.modRevision)) throw corruptSnapshot();
+          // at the compact revision the history keeps no prevKv (as after applyCompaction)
+          const prev = j > 0 && modRevision > histBase && recs[j - 1].kv.version !== 0 ? recs[j - 1].kv : undefined;
+          const rec: Rec = { type: version === 0 ? EventType.DELETE : EventType.PUT, kv, prevKv: prev, ks, sub };
+          recs.push(rec);
+          s.size += recSize(kv);
+          if (modRevision >= histBase) {
+            perRevision[modRevision - histBase]++;
+            history.push(rec);
+          }
         }
-        if (modRevision > s.rev || (j > 0 && modRevision < recs[j - 1].kv.modRevision)) throw corruptSnapshot();
-        // at the compact revision the history keeps no prevKv (as after applyCompaction)
-        const prev = j > 0 && modRevision > s.histBase && recs[j - 1].kv.version !== 0 ? recs[j - 1].kv : undefined;
-        const rec: Rec = { type: version === 0 ? EventType.DELETE : EventType.PUT, kv, prevKv: prev, ks, sub };
-        recs.push(rec);
-        s.size += recSize(kv);
-        if (modRevision >= s.histBase) {
-          perRevision[modRevision - s.histBase]++;
-          history.push(rec);
+        if (n === 0) throw corruptSnapshot();
+        const last = recs[n - 1].kv;
+        if (last.version !== 0 && last.lease !== 0n) s.leases.get(last.lease)?.keys.add(ks);
+        s.tree.set(ks, { key, ks, recs });
+      }
+      return keysLeft === 0;
+    };
+    const finish = (): MvccStore => {
+      if (keysLeft > 0) throw new Error('snapshot restore not finished');
+      if (!r.done) throw corruptSnapshot();
+      const starts = new Array<number>(perRevision.length + 1);
+      starts[0] = 0;
+      for (let i = 0; i < perRevision.length; i++) starts[i + 1] = starts[i] + perRevision[i];
+      const next = Uint32Array.from(starts.slice(0, -1));
+      const events = new Array<Rec>(history.length);
+      for (const rec of history) events[next[rec.kv.modRevision - s.histBase]++] = rec;
+      // within a revision (a txn's changes), in sub-revision order
+      for (let i = 0; i < perRevision.length; i++) {
+        if (perRevision[i] > 1) {
+          const sorted = events.slice(starts[i], starts[i + 1]).sort((a, c) => a.sub - c.sub);
+          for (let j = 0; j < sorted.length; j++) events[starts[i] + j] = sorted[j];
         }
       }
-      if (n === 0) throw corruptSnapshot();
-      const last = recs[n - 1].kv;
-      if (last.version !== 0 && last.lease !== 0n) s.leases.get(last.lease)?.keys.add(ks);
-      s.tree.set(ks, { key, ks, recs });
-    }
-    if (!r.done) throw corruptSnapshot();
-    const starts = new Array<number>(perRevision.length + 1);
-    starts[0] = 0;
-    for (let i = 0; i < perRevision.length; i++) starts[i + 1] = starts[i] + perRevision[i];
-    const next = Uint32Array.from(starts.slice(0, -1));
-    const events = new Array<Rec>(history.length);
-    for (const rec of history) events[next[rec.kv.modRevision - s.histBase]++] = rec;
-    // within a revision (a txn's changes), in sub-revision order
-    for (let i = 0; i < perRevision.length; i++) {
-      if (perRevision[i] > 1) {
-        const sorted = events.slice(starts[i], starts[i + 1]).sort((a, c) => a.sub - c.sub);
-        for (let j = 0; j < sorted.length; j++) events[starts[i] + j] = sorted[j];
-      }
-    }
-    s.histEvents = events;
-    s.histStart = starts;
-    return s;
+      s.histEvents = events;
+      s.histStart = starts;
+      return s;
+    };
+    return { step, finish };
   }
+}
+
+/** A snapshot being restored in steps (MvccStore.restoreInSteps): step() until it returns true, then finish(). */
+export interface SnapshotRestore {
+  /** Reads up to maxKeys more keys; true once every key is in. Throws on a corrupt snapshot. */
+  step(maxKeys: number): boolean;
+  /** The restored store. */
+  finish(): MvccStore;
 }
 
 function byExpiry(a: LeaseState, b: LeaseState): number {

@@ -4,7 +4,7 @@ export { clusterIdOf, IdGenerator, memberIdOf } from './ids';
 export { initialMembers, openMember } from './open-member';
 export type { OpenMemberOptions } from './open-member';
 export { RaftMember } from './raft-member';
-export type { RaftMemberOptions, RaftPersistence, RaftTransport, StateMachine } from './raft-member';
+export type { RaftMemberOptions, RaftPersistence, RaftTransport, RestoreSteps, StateMachine } from './raft-member';
 export { AlarmAction, AlarmType, EntryKind, MemberState } from './member-state';
 export type { AlarmMember } from './member-state';
 export { ServerMetrics } from './metrics';

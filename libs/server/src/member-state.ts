@@ -2,7 +2,7 @@ import { Errors } from '@nestcd/errors';
 import { ConfChange, ConfChangeType } from '@nestcd/raft';
 import { Command, CommandResult, decodeCommand, MvccOptions, MvccStore, Reader, RequestOp, Writer } from '@nestcd/mvcc';
 import { AuthStore } from '@nestcd/auth';
-import type { SnapshotSteps, StateMachine } from './raft-member';
+import type { RestoreSteps, SnapshotSteps, StateMachine } from './raft-member';
 import { V2Command, V2Error, V2Event, V2Store } from '@nestcd/v2store';
 
 export type V2ApplyResult = { result: V2Event | V2Event[] } | { error: { errorCode: number; cause?: string; index: number } };
@@ -276,15 +276,22 @@ export class MemberState implements StateMachine {
   }
 
   restore(data: Uint8Array): void {
+    const steps = this.restoreInSteps(data);
+    steps.step(Infinity);
+    steps.finish();
+  }
+
+  /**
+   * restore() with the keyspace read a number of keys per step (see MvccStore.restoreInSteps). The member's state
+   * changes only in finish(): until then it serves what it had.
+   */
+  restoreInSteps(data: Uint8Array): RestoreSteps {
     const r = new Reader(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
     if (!r.raw(SNAPSHOT_MAGIC.length).equals(SNAPSHOT_MAGIC)) throw new Error('not a nestcd member snapshot');
-    const previous = this.store;
-    this.store = MvccStore.restore(r.bytes(), this.mvccOptions);
-    // Watchers on this member keep going: they resume on the new keyspace from the revision they reached.
-    this.store.adoptWatchers(previous);
+    // read in place, not copied: the store copies every key and value it keeps
+    const mvcc = MvccStore.restoreInSteps(r.raw(r.uint()), this.mvccOptions);
     const alarms: AlarmMember[] = [];
     for (let n = r.uint(); n > 0; n--) alarms.push({ memberId: BigInt.asUintN(64, r.i64()), alarm: r.uint() });
-    this.alarmList = alarms;
     const strings = () => {
       const list: string[] = [];
       for (let n = r.uint(); n > 0; n--) list.push(r.bytes().toString());
@@ -294,18 +301,28 @@ export class MemberState implements StateMachine {
     for (let n = r.uint(); n > 0; n--) {
       members.push({ id: BigInt.asUintN(64, r.i64()), name: r.bytes().toString(), peerUrls: strings(), clientUrls: strings(), isLearner: r.uint() === 1 });
     }
-    this.members = members;
     const removed = new Set<bigint>();
     // Snapshots written before membership changes existed end after the member list.
     if (!r.done) for (let n = r.uint(); n > 0; n--) removed.add(BigInt.asUintN(64, r.i64()));
-    this.removed = removed;
     // Snapshots written before the v2 store existed end here (or in the zero padding of a saved snapshot).
     const v2 = r.done ? Buffer.alloc(0) : r.bytes();
-    if (v2.length === 0) this.v2.clear();
-    else this.v2.restore(v2);
     // Snapshots from before auth existed end here (or in the zero padding): auth is off, no users or roles.
     const auth = r.done ? Buffer.alloc(0) : r.bytes();
-    this.auth.restore(auth.length > 0 ? auth : AuthStore.EMPTY_SNAPSHOT);
+    return {
+      step: (maxKeys) => mvcc.step(maxKeys),
+      finish: () => {
+        const previous = this.store;
+        this.store = mvcc.finish();
+        // Watchers on this member keep going: they resume on the new keyspace from the revision they reached.
+        this.store.adoptWatchers(previous);
+        this.alarmList = alarms;
+        this.members = members;
+        this.removed = removed;
+        if (v2.length === 0) this.v2.clear();
+        else this.v2.restore(v2);
+        this.auth.restore(auth.length > 0 ? auth : AuthStore.EMPTY_SNAPSHOT);
+      },
+    };
   }
 }
 

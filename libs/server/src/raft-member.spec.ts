@@ -1,5 +1,5 @@
-import { Entry, HardState, MemoryStorage, Snapshot, seededRandom } from '@nestcd/raft';
-import { RaftMember, RaftPersistence, SnapshotSteps, StateMachine } from './raft-member';
+import { Entry, HardState, MemoryStorage, Message, MessageType, Snapshot, seededRandom } from '@nestcd/raft';
+import { RaftMember, RaftPersistence, RestoreSteps, SnapshotSteps, StateMachine } from './raft-member';
 
 // A lone member driven through RaftMember with a persistence whose writes the test holds and releases, to check
 // the order in which a burst of proposals is written, applied and answered.
@@ -199,6 +199,67 @@ describe('RaftMember snapshots', () => {
       expect(machine.applied).toEqual(['w0', 'w1', 'w2', 'during']);
       expect(storage.snapshot().metadata.index).toBe(5);
     } finally {
+      await member.stop();
+    }
+  });
+});
+
+describe('RaftMember installing a snapshot from its leader', () => {
+  it('restores it in steps while the event loop turns, and counts it applied only once done', async () => {
+    const storage = new MemoryStorage();
+    storage.applySnapshot({ data: new Uint8Array(0), metadata: { index: 1, term: 1, confState: { voters: [1n, 2n], learners: [] } } });
+    storage.setHardState({ term: 1, vote: 0n, commit: 1 });
+    const sent: Message[] = [];
+    const log: string[] = [];
+    let turns = 0; // turns of the event loop seen by a probe that keeps rescheduling itself
+    let probing = true;
+    const probe = () => {
+      turns++;
+      if (probing) setImmediate(probe);
+    };
+    class SteppedRestore extends RecordingStateMachine {
+      restored = '';
+      turnsAtSteps: number[] = [];
+      /** the member's applied index at each step */
+      seenAtSteps: string[] = [];
+      restoreInSteps(data: Uint8Array): RestoreSteps {
+        let left = 20;
+        return {
+          step: () => {
+            this.turnsAtSteps.push(turns);
+            this.seenAtSteps.push(`applied ${member.appliedIndex}`);
+            return --left <= 0;
+          },
+          finish: () => {
+            this.restored = Buffer.from(data).toString();
+          },
+        };
+      }
+    }
+    const acked = () => sent.some((m) => m.type === MessageType.MsgAppResp && m.to === 2n && m.index === 10);
+    const machine = new SteppedRestore();
+    const member = new RaftMember({
+      id: 1n, storage, stateMachine: machine, tickMs: 1000, electionTicks: 10, snapshotCount: 1_000_000,
+      requestTimeoutMs: 5000, rand: seededRandom(1), transport: { send: (ms) => sent.push(...ms) }, log: (l) => log.push(l),
+      persistence: { save: () => Promise.resolve(), saveSnapshot: () => Promise.resolve() },
+    });
+    try {
+      await member.start();
+      setImmediate(probe);
+      const snapshot: Snapshot = { data: Buffer.from('state at 10'), metadata: { index: 10, term: 2, confState: { voters: [1n, 2n], learners: [] } } };
+      member.step({ type: MessageType.MsgSnap, from: 2n, to: 1n, term: 2, logTerm: 0, index: 0, entries: [], commit: 10, snapshot, reject: false, rejectHint: 0 });
+      await waitFor('the restore', () => machine.restored !== '');
+      expect(machine.seenAtSteps).toEqual(Array.from({ length: 20 }, () => 'applied 1'));
+      // a turn of the event loop between every two steps
+      const gaps = machine.turnsAtSteps.slice(1).map((t, i) => t - machine.turnsAtSteps[i]);
+      expect(gaps.every((g) => g >= 1)).toBe(true);
+      expect(machine.restored).toBe('state at 10');
+      await waitFor('the applied index', () => member.appliedIndex === 10);
+      expect(log.some((l) => l.includes('installed the snapshot at index 10'))).toBe(true);
+      // the log's new start is acknowledged once the snapshot is durable, as etcd's raft does (not held for the restore)
+      await waitFor('the acknowledgement', acked);
+    } finally {
+      probing = false;
       await member.stop();
     }
   });

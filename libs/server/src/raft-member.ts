@@ -64,6 +64,8 @@ export interface StateMachine {
   /** The same bytes as snapshot() now, encoded a step at a time so the event loop keeps turning (optional). */
   captureSnapshot?(): SnapshotSteps;
   restore(data: Uint8Array): void;
+  /** restore() a step at a time, so the event loop keeps turning; the state changes only in finish() (optional). */
+  restoreInSteps?(data: Uint8Array): RestoreSteps;
   /** Validates and applies a committed membership change; throws EtcdError to refuse it (then raft ignores it too). */
   applyConfChange?(cc: ConfChange, context: Buffer): void;
 }
@@ -74,6 +76,12 @@ export interface SnapshotSteps {
   finish(): Uint8Array;
   /** Gives up an unfinished capture (what it holds is released). */
   cancel(): void;
+}
+
+/** A snapshot being restored in steps: step() until it returns true, then finish() puts the state in place. */
+export interface RestoreSteps {
+  step(maxKeys: number): boolean;
+  finish(): void;
 }
 
 /** Keys encoded per turn of the event loop while a snapshot is captured (a few ms of work). */
@@ -426,7 +434,8 @@ export class RaftMember implements Proposer {
     // 2. send
     if (messages.length > 0) this.send(messages);
     // 3. apply
-    if (rd.snapshot) this.installSnapshot(rd.snapshot);
+    if (rd.snapshot) await this.installSnapshot(rd.snapshot);
+    if (this.stopped) return;
     if (!applyDuringSave) for (const e of rd.committedEntries) this.applyEntry(e);
     for (const rs of rd.readStates) {
       const ctx = Buffer.from(rs.requestCtx);
@@ -561,8 +570,23 @@ export class RaftMember implements Proposer {
     }
   }
 
-  private installSnapshot(snap: Snapshot): void {
-    this.opts.stateMachine.restore(snap.data);
+  /**
+   * Replaces the state with a leader's snapshot. A large one is read in steps, so this member keeps ticking, reading
+   * what its peers send and answering serializable reads (from its state before the snapshot) meanwhile; the Ready
+   * loop waits for it, so nothing is applied to, or acknowledged from, a half-restored state.
+   */
+  private async installSnapshot(snap: Snapshot): Promise<void> {
+    const machine = this.opts.stateMachine;
+    if (machine.restoreInSteps) {
+      const steps = machine.restoreInSteps(snap.data);
+      while (!steps.step(SNAPSHOT_KEYS_PER_STEP)) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.stopped) return;
+      }
+      steps.finish();
+    } else {
+      machine.restore(snap.data);
+    }
     this.appliedIndexValue = snap.metadata.index;
     this.confStateValue = snap.metadata.confState;
     this.lastSnapshotIndex = snap.metadata.index;
