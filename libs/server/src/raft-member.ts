@@ -573,7 +573,7 @@ export class RaftMember implements Proposer {
   /**
    * Replaces the state with a leader's snapshot. A large one is read in steps, so this member keeps ticking, reading
    * what its peers send and answering serializable reads (from its state before the snapshot) meanwhile; the Ready
-   * loop waits for it, so nothing is applied to, or acknowledged from, a half-restored state.
+   * loop waits for it, so nothing is applied on top of a half-restored state.
    */
   private async installSnapshot(snap: Snapshot): Promise<void> {
     const machine = this.opts.stateMachine;
