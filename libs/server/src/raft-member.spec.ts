@@ -1,4 +1,4 @@
-import { Entry, HardState, MemoryStorage, Message, MessageType, Snapshot, seededRandom } from '@nestcd/raft';
+import { Entry, EntryType, HardState, MemoryStorage, Message, MessageType, Snapshot, seededRandom } from '@nestcd/raft';
 import { RaftMember, RaftPersistence, RestoreSteps, SnapshotSteps, StateMachine } from './raft-member';
 
 // A lone member driven through RaftMember with a persistence whose writes the test holds and releases, to check
@@ -258,6 +258,51 @@ describe('RaftMember installing a snapshot from its leader', () => {
       expect(log.some((l) => l.includes('installed the snapshot at index 10'))).toBe(true);
       // the log's new start is acknowledged once the snapshot is durable, as etcd's raft does (not held for the restore)
       await waitFor('the acknowledgement', acked);
+    } finally {
+      probing = false;
+      await member.stop();
+    }
+  });
+});
+
+describe('RaftMember catching up on a long log', () => {
+  it('applies the backlog in slices of about 1 MiB with turns of the event loop between them', async () => {
+    const storage = new MemoryStorage();
+    storage.applySnapshot({ data: new Uint8Array(0), metadata: { index: 1, term: 1, confState: { voters: [1n, 2n], learners: [] } } });
+    storage.setHardState({ term: 1, vote: 0n, commit: 1 });
+    let turns = 0;
+    let probing = true;
+    const probe = () => {
+      turns++;
+      if (probing) setImmediate(probe);
+    };
+    const turnOfApply: number[] = [];
+    class TurnRecorder extends RecordingStateMachine {
+      override apply(kind: number, payload: Buffer, index: number): unknown {
+        turnOfApply.push(turns);
+        return super.apply(kind, payload, index);
+      }
+    }
+    const member = new RaftMember({
+      id: 1n, storage, stateMachine: new TurnRecorder(), tickMs: 1000, electionTicks: 10, snapshotCount: 1_000_000,
+      requestTimeoutMs: 5000, rand: seededRandom(1), transport: { send: () => undefined },
+      persistence: { save: () => Promise.resolve(), saveSnapshot: () => Promise.resolve() },
+    });
+    try {
+      await member.start();
+      setImmediate(probe);
+      // 4,000 committed entries of 1 KiB (plus the 9-byte envelope the member expects): about 4 MiB of backlog
+      const payload = Buffer.alloc(1024, 'x');
+      const entries: Entry[] = Array.from({ length: 4000 }, (_, i) => {
+        const data = Buffer.alloc(9 + payload.length);
+        payload.copy(data, 9);
+        return { index: i + 2, term: 2, type: EntryType.Normal, data };
+      });
+      member.step({ type: MessageType.MsgApp, from: 2n, to: 1n, term: 2, logTerm: 1, index: 1, entries, commit: 4001, reject: false, rejectHint: 0 });
+      await waitFor('the backlog to be applied', () => member.appliedIndex === 4001);
+      const slices = new Set(turnOfApply).size;
+      expect(slices).toBeGreaterThanOrEqual(4);
+      expect(slices).toBeLessThanOrEqual(8);
     } finally {
       probing = false;
       await member.stop();

@@ -78,6 +78,12 @@ export interface SnapshotSteps {
   cancel(): void;
 }
 
+function appliedBytes(rd: Ready): number {
+  let n = 0;
+  for (const e of rd.committedEntries) n += e.data.byteLength;
+  return n;
+}
+
 /** A snapshot being restored in steps: step() until it returns true, then finish() puts the state in place. */
 export interface RestoreSteps {
   step(maxKeys: number): boolean;
@@ -108,6 +114,13 @@ const CONF_CONTEXT_HEADER_BYTES = 8;
 const ENVELOPE_HEADER_BYTES = 9;
 /** Bursts of at least twice this many proposals are proposed in two halves (see flushInputs). */
 const MIN_SPLIT_PROPOSALS = 32;
+/**
+ * Committed entries handed out per Ready, in bytes (etcd's MaxCommittedSizePerReady, which defaults to its 1 MiB
+ * MaxSizePerMsg). A member far behind (after a snapshot, a pause, a restart) applies its backlog in slices of this.
+ */
+const MAX_COMMITTED_BYTES_PER_READY = 1024 * 1024;
+/** After applying at least this much in one Ready, the drain loop lets the event loop turn before the next one. */
+const YIELD_AFTER_APPLIED_BYTES = MAX_COMMITTED_BYTES_PER_READY / 2;
 
 interface PendingProposal {
   resolve: (r: unknown) => void;
@@ -173,6 +186,7 @@ export class RaftMember implements Proposer {
       checkQuorum: true,
       preVote: true,
       maxSizePerMsg: 1024 * 1024,
+      maxCommittedSizePerReady: MAX_COMMITTED_BYTES_PER_READY,
       maxInflightMsgs: 512,
       asyncLeaderPersist: true,
       rand: opts.rand,
@@ -383,8 +397,12 @@ export class RaftMember implements Proposer {
         while (!this.stopped && this.node.hasReady()) {
           // ready() hands out its own copy of the unstable entries, so steps made while this Ready is being
           // persisted cannot slip entries into storage that never reached the WAL (cluster-member.spec.ts).
-          await this.handleReady(this.node.ready());
+          const rd = this.node.ready();
+          await this.handleReady(rd);
           this.flushInputs();
+          // A backlog comes in slices (MAX_COMMITTED_BYTES_PER_READY); between big ones, client calls, peer messages
+          // and timers get their turn (a Ready with nothing to write would otherwise chain the next at once).
+          if (appliedBytes(rd) >= YIELD_AFTER_APPLIED_BYTES) await new Promise<void>((resolve) => setImmediate(resolve));
         }
       } while (this.drainAgain && !this.stopped);
     } catch (err) {
