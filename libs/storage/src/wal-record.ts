@@ -150,8 +150,13 @@ export function encodeFrames(records: WalRecord[], prevCrc: number): { buf: Buff
   return { buf, crc };
 }
 
-/** Decodes a body whose crc has been verified. Throws on a malformed body. Entry data is copied. */
-export function decodeBody(body: Buffer): WalRecord {
+const NO_DATA = new Uint8Array(0);
+
+/**
+ * Decodes a body whose crc has been verified. Throws on a malformed body. Entry data is copied, unless the entry's
+ * index is below `entryDataFrom`: such entries (already in a snapshot, or read only for the markers) come without it.
+ */
+export function decodeBody(body: Buffer, entryDataFrom = 0): WalRecord {
   if (body.length < 1) throw new Error('empty record body');
   const type = body[0] as RecordType;
   const need = (n: number): void => {
@@ -176,9 +181,13 @@ export function decodeBody(body: Buffer): WalRecord {
     }
     case RecordType.Entry: {
       if (body.length < 18) throw new Error(`entry record too short (${body.length} bytes)`);
-      const data = new Uint8Array(body.length - 18);
-      data.set(body.subarray(18));
-      return { type, entry: { index: getU64(body, 1), term: getU64(body, 9), type: body[17] as EntryType, data } };
+      const index = getU64(body, 1);
+      let data = NO_DATA;
+      if (index >= entryDataFrom) {
+        data = new Uint8Array(body.length - 18);
+        data.set(body.subarray(18));
+      }
+      return { type, entry: { index, term: getU64(body, 9), type: body[17] as EntryType, data } };
     }
     case RecordType.HardState:
       need(25);
@@ -239,12 +248,14 @@ export type ScanResult =
  * therefore classified "torn" iff no well-formed frame starts after its extent (hasFrameFrom), where the extent is
  * its declared length if the header's len/~len check holds (so a flipped length cannot swallow later records) and
  * its 12-byte header otherwise. Anything else (a damaged record with records after it) is corruption. The caller
- * treats "torn" as corruption too unless this is the last segment.
+ * treats "torn" as corruption too unless this is the last segment. Every record's CRC is checked; entries below
+ * `entryDataFrom` are passed on without their data (see decodeBody).
  */
 export function scanSegment(
   buf: Buffer,
   crc: number | undefined,
   onRecord: (r: WalRecord, offset: number, end: number) => void,
+  entryDataFrom = 0,
 ): { result: ScanResult; crc: number | undefined } {
   let off = 0;
   let first = true;
@@ -279,7 +290,7 @@ export function scanSegment(
     if (crc32(body, seed) !== stored) return bad(off, end, 'CRC mismatch');
     let rec: WalRecord;
     try {
-      rec = decodeBody(body);
+      rec = decodeBody(body, entryDataFrom);
     } catch (e) {
       // The CRC holds, so this is not a torn write: treat as corruption (or a format this build does not know).
       return { result: { kind: 'corrupt', offset: off, reason: `undecodable record: ${(e as Error).message}` }, crc };

@@ -118,17 +118,22 @@ async function replaySegments(
   segments: Segment[],
   from: number,
   visit: ReplayVisitor,
+  entryDataFrom = 0,
 ): Promise<{ tail: number; crc: number; torn?: { offset: number; reason: string; fileSize: number }; lastHeaderEnd: number }> {
   let crc: number | undefined;
   let tail = 0;
   let lastHeaderEnd = 0;
   let torn: { offset: number; reason: string; fileSize: number } | undefined;
+  // Segments are read one after another into the same memory: nothing decoded keeps a view of it (entry data and
+  // metadata are copied out).
+  let scratch: Buffer | undefined;
   for (let i = from; i < segments.length; i++) {
     const seg = segments[i];
     if (i > from && seg.seq !== segments[i - 1].seq + 1) {
       throw new WalCorruptionError(seg.path, 0, `segment sequence ${segments[i - 1].seq + 1} is missing`);
     }
-    const buf = await readWholeFile(fs, seg.path);
+    const buf = await readWholeFile(fs, seg.path, scratch);
+    if (!scratch || buf.buffer !== scratch.buffer) scratch = buf;
     let nrec = 0;
     let headerEnd = 0;
     const scan = scanSegment(buf, crc, (rec, offset, end) => {
@@ -139,7 +144,7 @@ async function replaySegments(
         if (e instanceof WalCorruptionError || e instanceof WalSnapshotMismatchError) throw e;
         throw new WalCorruptionError(seg.path, offset, (e as Error).message);
       }
-    });
+    }, entryDataFrom);
     const last = i === segments.length - 1;
     const r = scan.result;
     if (r.kind === 'corrupt' || (r.kind === 'torn' && !last)) {
@@ -316,7 +321,7 @@ export class Wal {
           case RecordType.Crc:
             return;
         }
-      });
+      }, snap ? snap.index + 1 : 0); // entries the snapshot holds are read (and checked) but not copied
 
       if (!metadata) throw new WalCorruptionError(segments[from].path, 0, 'no metadata record');
       if (!snapFound) log(`wal: no snapshot marker for index ${snap!.index} in ${dir}; replaying entries after it anyway`);
@@ -369,7 +374,8 @@ export class Wal {
     await replaySegments(fs, segments, 0, (rec) => {
       if (rec.type === RecordType.Snapshot) markers.push(rec.snapshot);
       else if (rec.type === RecordType.HardState) hardState = rec.hardState;
-    });
+    }, Infinity); // every record is checked, but no entry data is copied
+
     return { markers, hardState };
   }
 
