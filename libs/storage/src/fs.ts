@@ -143,9 +143,8 @@ export async function pathExists(fs: FileSystem, file: string): Promise<boolean>
   }
 }
 
-/** Reads a whole file through `fs`. */
 /**
- * The whole file. With `scratch` big enough, it is read into that (and a view of it returned) instead of fresh
+ * Reads a whole file through `fs`. With `scratch` big enough, it is read into that (and a view of it returned) instead of fresh
  * memory: first touching fresh pages is slow on some machines (about 3 ms per MB on ours, 64x a reused buffer),
  * which a reader of many WAL segments would pay per segment.
  */
