@@ -144,9 +144,9 @@ export async function pathExists(fs: FileSystem, file: string): Promise<boolean>
 }
 
 /**
- * Reads a whole file through `fs`. With `scratch` big enough, it is read into that (and a view of it returned) instead of fresh
- * memory: first touching fresh pages is slow on some machines (about 3 ms per MB on ours, 64x a reused buffer),
- * which a reader of many WAL segments would pay per segment.
+ * Reads a whole file through `fs`. With `scratch` big enough, it is read into that (and a view of it returned)
+ * instead of fresh memory: first touching fresh pages is slow on some machines (about 3 ms per MB on ours, 64x a
+ * reused buffer), which a reader of many WAL segments would pay per segment.
  */
 export async function readWholeFile(fs: FileSystem, file: string, scratch?: Buffer): Promise<Buffer> {
   const fh = await fs.open(file, 'r');
