@@ -204,19 +204,35 @@ describe('RaftMember snapshots', () => {
   });
 });
 
+/** Counts turns of the event loop: a probe that reschedules itself with setImmediate until stopped. */
+function loopTurns(): { readonly turns: number; stop: () => void } {
+  let running = true;
+  const counter = { turns: 0, stop: () => (running = false) };
+  const probe = () => {
+    counter.turns++;
+    if (running) setImmediate(probe);
+  };
+  setImmediate(probe);
+  return counter;
+}
+
+/** Member 1 of a two-voter cluster, at index 1; the tests play member 2, its leader, through step(). */
+function secondOfTwo(stateMachine: StateMachine, sent: Message[] = [], log: string[] = []): RaftMember {
+  const storage = new MemoryStorage();
+  storage.applySnapshot({ data: new Uint8Array(0), metadata: { index: 1, term: 1, confState: { voters: [1n, 2n], learners: [] } } });
+  storage.setHardState({ term: 1, vote: 0n, commit: 1 });
+  return new RaftMember({
+    id: 1n, storage, stateMachine, tickMs: 1000, electionTicks: 10, snapshotCount: 1_000_000, requestTimeoutMs: 5000,
+    rand: seededRandom(1), transport: { send: (ms) => sent.push(...ms) }, log: (l) => log.push(l),
+    persistence: { save: () => Promise.resolve(), saveSnapshot: () => Promise.resolve() },
+  });
+}
+
 describe('RaftMember installing a snapshot from its leader', () => {
   it('restores it in steps while the event loop turns, and counts it applied only once done', async () => {
-    const storage = new MemoryStorage();
-    storage.applySnapshot({ data: new Uint8Array(0), metadata: { index: 1, term: 1, confState: { voters: [1n, 2n], learners: [] } } });
-    storage.setHardState({ term: 1, vote: 0n, commit: 1 });
     const sent: Message[] = [];
     const log: string[] = [];
-    let turns = 0; // turns of the event loop seen by a probe that keeps rescheduling itself
-    let probing = true;
-    const probe = () => {
-      turns++;
-      if (probing) setImmediate(probe);
-    };
+    let loop: ReturnType<typeof loopTurns> | undefined;
     class SteppedRestore extends RecordingStateMachine {
       restored = '';
       turnsAtSteps: number[] = [];
@@ -226,7 +242,7 @@ describe('RaftMember installing a snapshot from its leader', () => {
         let left = 20;
         return {
           step: () => {
-            this.turnsAtSteps.push(turns);
+            this.turnsAtSteps.push(loop!.turns);
             this.seenAtSteps.push(`applied ${member.appliedIndex}`);
             return --left <= 0;
           },
@@ -238,14 +254,10 @@ describe('RaftMember installing a snapshot from its leader', () => {
     }
     const acked = () => sent.some((m) => m.type === MessageType.MsgAppResp && m.to === 2n && m.index === 10);
     const machine = new SteppedRestore();
-    const member = new RaftMember({
-      id: 1n, storage, stateMachine: machine, tickMs: 1000, electionTicks: 10, snapshotCount: 1_000_000,
-      requestTimeoutMs: 5000, rand: seededRandom(1), transport: { send: (ms) => sent.push(...ms) }, log: (l) => log.push(l),
-      persistence: { save: () => Promise.resolve(), saveSnapshot: () => Promise.resolve() },
-    });
+    const member = secondOfTwo(machine, sent, log);
     try {
       await member.start();
-      setImmediate(probe);
+      loop = loopTurns();
       const snapshot: Snapshot = { data: Buffer.from('state at 10'), metadata: { index: 10, term: 2, confState: { voters: [1n, 2n], learners: [] } } };
       member.step({ type: MessageType.MsgSnap, from: 2n, to: 1n, term: 2, logTerm: 0, index: 0, entries: [], commit: 10, snapshot, reject: false, rejectHint: 0 });
       await waitFor('the restore', () => machine.restored !== '');
@@ -259,7 +271,7 @@ describe('RaftMember installing a snapshot from its leader', () => {
       // the log's new start is acknowledged once the snapshot is durable, as etcd's raft does (not held for the restore)
       await waitFor('the acknowledgement', acked);
     } finally {
-      probing = false;
+      loop?.stop();
       await member.stop();
     }
   });
@@ -267,30 +279,18 @@ describe('RaftMember installing a snapshot from its leader', () => {
 
 describe('RaftMember catching up on a long log', () => {
   it('applies the backlog in slices of about 1 MiB with turns of the event loop between them', async () => {
-    const storage = new MemoryStorage();
-    storage.applySnapshot({ data: new Uint8Array(0), metadata: { index: 1, term: 1, confState: { voters: [1n, 2n], learners: [] } } });
-    storage.setHardState({ term: 1, vote: 0n, commit: 1 });
-    let turns = 0;
-    let probing = true;
-    const probe = () => {
-      turns++;
-      if (probing) setImmediate(probe);
-    };
+    let loop: ReturnType<typeof loopTurns> | undefined;
     const turnOfApply: number[] = [];
     class TurnRecorder extends RecordingStateMachine {
       override apply(kind: number, payload: Buffer, index: number): unknown {
-        turnOfApply.push(turns);
+        turnOfApply.push(loop!.turns);
         return super.apply(kind, payload, index);
       }
     }
-    const member = new RaftMember({
-      id: 1n, storage, stateMachine: new TurnRecorder(), tickMs: 1000, electionTicks: 10, snapshotCount: 1_000_000,
-      requestTimeoutMs: 5000, rand: seededRandom(1), transport: { send: () => undefined },
-      persistence: { save: () => Promise.resolve(), saveSnapshot: () => Promise.resolve() },
-    });
+    const member = secondOfTwo(new TurnRecorder());
     try {
       await member.start();
-      setImmediate(probe);
+      loop = loopTurns();
       // 4,000 committed entries of 1 KiB (plus the 9-byte envelope the member expects): about 4 MiB of backlog
       const payload = Buffer.alloc(1024, 'x');
       const entries: Entry[] = Array.from({ length: 4000 }, (_, i) => {
@@ -304,7 +304,7 @@ describe('RaftMember catching up on a long log', () => {
       expect(slices).toBeGreaterThanOrEqual(4);
       expect(slices).toBeLessThanOrEqual(8);
     } finally {
-      probing = false;
+      loop?.stop();
       await member.stop();
     }
   });
