@@ -78,6 +78,11 @@ export interface SnapshotSteps {
   cancel(): void;
 }
 
+/** A MsgSnap whose data must be read from the snapshot file before it can be sent. */
+function snapshotOnDisk(m: Message): boolean {
+  return m.type === MessageType.MsgSnap && m.snapshot?.data === SNAPSHOT_DATA_ON_DISK;
+}
+
 function appliedBytes(rd: Ready): number {
   let n = 0;
   for (const e of rd.committedEntries) n += e.data.byteLength;
@@ -557,14 +562,13 @@ export class RaftMember implements Proposer {
   private send(messages: Message[]): void {
     const transport = this.opts.transport;
     if (!transport) return;
-    const onDisk = (m: Message) => m.type === MessageType.MsgSnap && m.snapshot?.data === SNAPSHOT_DATA_ON_DISK;
-    if (!messages.some(onDisk)) {
+    if (!messages.some(snapshotOnDisk)) {
       transport.send(messages);
       return;
     }
-    const rest = messages.filter((m) => !onDisk(m));
+    const rest = messages.filter((m) => !snapshotOnDisk(m));
     if (rest.length > 0) transport.send(rest);
-    for (const m of messages) if (onDisk(m)) void this.sendSnapshotFromDisk(m, m.snapshot!.metadata);
+    for (const m of messages) if (snapshotOnDisk(m)) void this.sendSnapshotFromDisk(m, m.snapshot!.metadata);
   }
 
   private async sendSnapshotFromDisk(m: Message, metadata: SnapshotMetadata): Promise<void> {
