@@ -103,14 +103,20 @@ export const SNAPSHOT_KEYS_PER_STEP = 2000;
  * completions go on meanwhile. Undefined if `cancelled` turns true first.
  */
 export async function finishInSteps(capture: SnapshotSteps, cancelled: () => boolean = () => false, keysPerStep = SNAPSHOT_KEYS_PER_STEP): Promise<Uint8Array | undefined> {
-  while (!capture.step(keysPerStep)) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    if (cancelled()) {
-      capture.cancel();
-      return undefined;
-    }
+  if (await stepThrough((n) => capture.step(n), cancelled, keysPerStep)) return capture.finish();
+  capture.cancel();
+  return undefined;
+}
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** step(keysPerStep) once per turn of the event loop until it returns true (then true) or cancelled() (then false). */
+async function stepThrough(step: (maxKeys: number) => boolean, cancelled: () => boolean, keysPerStep: number): Promise<boolean> {
+  while (!step(keysPerStep)) {
+    await nextTurn();
+    if (cancelled()) return false;
   }
-  return capture.finish();
+  return true;
 }
 
 /** A conf change's context: the proposal's request ID, then the application's bytes. */
@@ -407,7 +413,7 @@ export class RaftMember implements Proposer {
           this.flushInputs();
           // A backlog comes in slices (MAX_COMMITTED_BYTES_PER_READY); between big ones, client calls, peer messages
           // and timers get their turn (a Ready with nothing to write would otherwise chain the next at once).
-          if (appliedBytes(rd) >= YIELD_AFTER_APPLIED_BYTES) await new Promise<void>((resolve) => setImmediate(resolve));
+          if (appliedBytes(rd) >= YIELD_AFTER_APPLIED_BYTES) await nextTurn();
         }
       } while (this.drainAgain && !this.stopped);
     } catch (err) {
@@ -601,10 +607,7 @@ export class RaftMember implements Proposer {
     const machine = this.opts.stateMachine;
     if (machine.restoreInSteps) {
       const steps = machine.restoreInSteps(snap.data);
-      while (!steps.step(SNAPSHOT_KEYS_PER_STEP)) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        if (this.stopped) return;
-      }
+      if (!(await stepThrough((n) => steps.step(n), () => this.stopped, SNAPSHOT_KEYS_PER_STEP))) return;
       steps.finish();
     } else {
       machine.restore(snap.data);
