@@ -5,6 +5,7 @@ import BTree from 'sorted-btree';
 import { constants as bufferConstants } from 'node:buffer';
 import { crc32 } from 'node:zlib';
 import { Errors } from '@nestcd/errors';
+import { ByteArena } from './arena';
 import { Reader, Writer, corruptSnapshot } from './codec';
 import {
   type Command,
@@ -303,6 +304,8 @@ export class MvccStore implements WatcherHost {
   private histStart: number[] = [0, 0];
   private histBase = 1;
   private size = 0;
+  /** the kept keys and values (see ByteArena) */
+  private readonly arena = new ByteArena();
   private readonly leases = new Map<bigint, LeaseState>();
   /** snapshot captures still being written (see captureSnapshot) */
   private readonly captures = new Set<SnapshotCapture>();
@@ -453,9 +456,9 @@ export class MvccStore implements WatcherHost {
     let idx = this.tree.get(ks);
     if (idx) ks = idx.ks;
     const prev = liveLatest(idx);
-    const value = p.ignoreValue ? prev!.value : Buffer.from(p.value ?? EMPTY);
+    const value = p.ignoreValue ? prev!.value : this.arena.copy(p.value ?? EMPTY);
     const lease = p.ignoreLease ? prev!.lease : (p.lease ?? 0n);
-    const key = idx ? idx.key : Buffer.from(ks, 'latin1');
+    const key = idx ? idx.key : this.arena.copyLatin1(ks);
     const kv: KeyValue = {
       key,
       createRevision: prev ? prev.createRevision : ctx.rev,
@@ -1020,7 +1023,7 @@ export class MvccStore implements WatcherHost {
    */
   static restoreInSteps(buf: Buffer, opts?: MvccOptions): SnapshotRestore {
     const s = new MvccStore(opts);
-    const r = new Reader(buf);
+    const r = new Reader(buf, false); // what is kept is copied into the store's arena
     if (!r.raw(SNAPSHOT_MAGIC.length).equals(SNAPSHOT_MAGIC)) throw corruptSnapshot();
     s.rev = r.uint();
     s.compactRev = r.uint();
@@ -1041,7 +1044,7 @@ export class MvccStore implements WatcherHost {
       const histBase = s.histBase;
       const rev = s.rev;
       for (let k = 0; k < maxKeys && keysLeft > 0; k++, keysLeft--) {
-        const key = r.bytes();
+        const key = s.arena.copy(r.bytes());
         const ks = latin1(key);
         const n = r.uint();
         if (n === 0) throw corruptSnapshot();
@@ -1056,7 +1059,7 @@ export class MvccStore implements WatcherHost {
           } else {
             const createRevision = r.uint();
             const lease = r.i64();
-            const value = r.bytes();
+            const value = s.arena.copy(r.bytes());
             kv = { key, createRevision, modRevision, version, value, lease };
           }
           if (modRevision > rev || (j > 0 && modRevision < recs[j - 1].kv.modRevision)) throw corruptSnapshot();
