@@ -2,7 +2,9 @@
 // etcd started side by side on loopback, same client code, same machine. Prints both and the ratio.
 // Every loop is bounded by an operation count and a time limit. BENCH_MEMBERS=3 (`npm run bench:cluster`) runs
 // a 3-member cluster of each kind instead, the clients spread over the three members. BENCH_ROUNDS repeats every
-// workload (both kinds take turns) and reports the median. BENCH_CLIENT=h2 sends the same calls through a lean gRPC
+// workload (both kinds take turns) and reports the median; BENCH_ONLY=put picks the workloads whose names contain
+// that text. In a cluster a single client talks to the leader, so both kinds pay for the same path (a follower
+// would add a forwarding hop to every put and a ReadIndex round to every linearizable read). BENCH_CLIENT=h2 sends the same calls through a lean gRPC
 // client on node:http2 instead of grpc-js, which costs the client about a third less CPU per call, so the servers
 // rather than the client's one thread set the pace (grpc-js, the default, is what Node applications use).
 import * as http2 from 'node:http2';
@@ -21,10 +23,11 @@ const CLIENT = process.env.BENCH_CLIENT === 'h2' ? 'h2' : 'grpc-js';
 /** untimed operations (each many-client workload in turn) each kind serves before the first round: measure warm servers
  * and a warm client, not a JIT compiler and heaps still growing (the first round otherwise runs noticeably slower) */
 const WARMUP_OPS = Math.max(0, Number(process.env.BENCH_WARMUP_OPS ?? 4000));
+const ONLY = process.env.BENCH_ONLY ?? '';
 
 type Unary = (req: object, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
 
-interface Target { name: ServerKind; servers: ServerHandle[]; endpoints: string[] }
+interface Target { name: ServerKind; servers: ServerHandle[]; endpoints: string[]; leader: string }
 
 /**
  * Fresh members of either kind on free loopback ports, ready to serve (test/support starts both alike): one, or
@@ -33,7 +36,8 @@ interface Target { name: ServerKind; servers: ServerHandle[]; endpoints: string[
 async function start(name: ServerKind): Promise<Target> {
   if (MEMBERS <= 1) {
     const server = await startServer(name, { name: 'bench' });
-    return { name, servers: [server], endpoints: [`127.0.0.1:${server.clientPort}`] };
+    const endpoint = `127.0.0.1:${server.clientPort}`;
+    return { name, servers: [server], endpoints: [endpoint], leader: endpoint };
   }
   const members = [];
   for (let i = 0; i < MEMBERS; i++) members.push({ name: `bench${i}`, clientPort: await freePort(), peerPort: await freePort() });
@@ -48,7 +52,23 @@ async function start(name: ServerKind): Promise<Target> {
     await Promise.all(servers.map((x) => x.stop(0)));
     throw failed.reason;
   }
-  return { name, servers, endpoints: servers.map((x) => `127.0.0.1:${x.clientPort}`) };
+  const endpoints = servers.map((x) => `127.0.0.1:${x.clientPort}`);
+  return { name, servers, endpoints, leader: await findLeader(endpoints) };
+}
+
+/** The endpoint whose member is the leader, by Maintenance.Status (leader ID equals the member's own ID). */
+async function findLeader(endpoints: string[]): Promise<string> {
+  const Maintenance = loadEtcdProto().etcdserverpb.Maintenance;
+  for (const endpoint of endpoints) {
+    const client = new Maintenance(endpoint, grpc.credentials.createInsecure());
+    try {
+      const status = (await call(client as never, 'Status', {})) as { leader: string; header: { memberId: string } };
+      if (status.leader === status.header.memberId) return endpoint;
+    } finally {
+      client.close();
+    }
+  }
+  throw new Error(`no leader among ${endpoints.join(', ')}`);
 }
 
 async function stop(t: Target): Promise<void> {
@@ -149,13 +169,14 @@ async function measure(endpoints: string[], pids: Array<number | undefined>, con
   return { opsPerSec: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), ops: latencies.length, cpuUsPerOp };
 }
 
-const workloads: { name: string; concurrency: number; op: (c: Record<string, Unary>, i: number) => Promise<unknown> }[] = [
+const allWorkloads: { name: string; concurrency: number; op: (c: Record<string, Unary>, i: number) => Promise<unknown> }[] = [
   { name: 'put, 1 client', concurrency: 1, op: (c, i) => call(c, 'Put', { key: Buffer.from(`bench/${i % 1000}`), value: VALUE }) },
   { name: 'put, 64 clients', concurrency: 64, op: (c, i) => call(c, 'Put', { key: Buffer.from(`bench/${i % 1000}`), value: VALUE }) },
   { name: 'range (linearizable), 1 client', concurrency: 1, op: (c, i) => call(c, 'Range', { key: Buffer.from(`bench/${i % 1000}`) }) },
   { name: 'range (linearizable), 64 clients', concurrency: 64, op: (c, i) => call(c, 'Range', { key: Buffer.from(`bench/${i % 1000}`) }) },
   { name: 'range (serializable), 64 clients', concurrency: 64, op: (c, i) => call(c, 'Range', { key: Buffer.from(`bench/${i % 1000}`), serializable: true }) },
 ];
+const workloads = allWorkloads.filter((w) => w.name.includes(ONLY));
 
 async function main(): Promise<void> {
   // Both kinds run side by side for the whole run and take turns per workload (the first to go alternates by
@@ -166,7 +187,7 @@ async function main(): Promise<void> {
     for (const name of ['etcd', 'nestcd'] as const) targets.push(await start(name));
     if (WARMUP_OPS > 0) {
       for (const target of targets) {
-        for (const w of workloads.filter((x) => x.concurrency > 1)) {
+        for (const w of allWorkloads.filter((x) => x.concurrency > 1)) {
           await measure(target.endpoints, [], w.concurrency, w.op, WARMUP_OPS);
         }
       }
@@ -175,8 +196,8 @@ async function main(): Promise<void> {
       for (const w of workloads) {
         const order = round % 2 === 0 ? targets : [...targets].reverse();
         for (const target of order) {
-          // A single client talks to one member (the first); many clients spread over all of them.
-          const endpoints = w.concurrency === 1 ? target.endpoints.slice(0, 1) : target.endpoints;
+          // A single client talks to the leader; many clients spread over all the members.
+          const endpoints = w.concurrency === 1 ? [target.leader] : target.endpoints;
           const byWorkload = runs.get(target.name)!;
           const r = await measure(endpoints, target.servers.map((s) => s.pid), w.concurrency, w.op);
           byWorkload.set(w.name, [...(byWorkload.get(w.name) ?? []), r]);
@@ -191,7 +212,7 @@ async function main(): Promise<void> {
   const summary = (rs: Result[]): Result => ({ opsPerSec: median(rs.map((r) => r.opsPerSec)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), ops: median(rs.map((r) => r.ops)), cpuUsPerOp: median(rs.map((r) => r.cpuUsPerOp)) });
   const f = (n: number) => n.toFixed(0).padStart(7);
   const ms = (n: number) => n.toFixed(2).padStart(6);
-  const shape = MEMBERS <= 1 ? 'one member' : `${MEMBERS}-member clusters (1 client: one member; 64 clients: spread over all)`;
+  const shape = MEMBERS <= 1 ? 'one member' : `${MEMBERS}-member clusters (1 client: the leader; 64 clients: spread over all)`;
   const rounds = ROUNDS > 1 ? `, median of ${ROUNDS} rounds` : '';
   console.log(`\n${shape}, 256-byte values, ${OPS} ops per workload (or ${TIME_LIMIT_MS / 1000} s)${rounds}, ${CLIENT === 'h2' ? 'node:http2 gRPC' : 'grpc-js'} client, loopback;`);
   console.log('server CPU: user + system time of all server processes per operation\n');
