@@ -309,3 +309,46 @@ describe('RaftMember catching up on a long log', () => {
     }
   });
 });
+
+describe('RaftMember leading two voters', () => {
+  it('answers a committed proposal before it tells the follower the new commit index', async () => {
+    const storage = new MemoryStorage();
+    storage.applySnapshot({ data: new Uint8Array(0), metadata: { index: 1, term: 1, confState: { voters: [1n, 2n], learners: [] } } });
+    storage.setHardState({ term: 1, vote: 0n, commit: 1 });
+    const events: string[] = [];
+    let member: RaftMember | undefined = undefined;
+    // member 2, played here: grants every vote and acknowledges every append, a turn later as a network would
+    const answer = (m: Message): void => {
+      const reply = { from: 2n, to: 1n, term: m.term, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 };
+      if (m.type === MessageType.MsgPreVote) member!.step({ ...reply, type: MessageType.MsgPreVoteResp });
+      else if (m.type === MessageType.MsgVote) member!.step({ ...reply, type: MessageType.MsgVoteResp });
+      else if (m.type === MessageType.MsgApp) member!.step({ ...reply, type: MessageType.MsgAppResp, index: m.index + m.entries.length });
+      else if (m.type === MessageType.MsgHeartbeat) member!.step({ ...reply, type: MessageType.MsgHeartbeatResp });
+    };
+    const transport = {
+      send: (ms: Message[]) => {
+        for (const m of ms) {
+          if (m.type === MessageType.MsgApp) events.push(m.entries.length > 0 ? `append ${m.entries.at(-1)!.index}` : `commit ${m.commit}`);
+          setImmediate(() => answer(m));
+        }
+      },
+    };
+    member = new RaftMember({
+      id: 1n, storage, stateMachine: new RecordingStateMachine(), tickMs: 5, electionTicks: 10, snapshotCount: 1_000_000,
+      requestTimeoutMs: 5000, rand: seededRandom(1), transport, persistence: { save: () => Promise.resolve(), saveSnapshot: () => Promise.resolve() },
+    });
+    try {
+      await member.start();
+      await waitFor('leadership', () => member!.isLeader);
+      await member.propose(0, Buffer.from('warm-up'));
+      await settle();
+      events.length = 0;
+      const index = (await member.propose(0, Buffer.from('x'))) as number;
+      events.push(`answered ${index}`);
+      await waitFor('the commit index sent on', () => events.includes(`commit ${index}`));
+      expect(events.filter((e) => !e.startsWith('commit') || e === `commit ${index}`)).toEqual([`append ${index}`, `answered ${index}`, `commit ${index}`]);
+    } finally {
+      await member.stop();
+    }
+  });
+});

@@ -108,6 +108,9 @@ export async function finishInSteps(capture: SnapshotSteps, cancelled: () => boo
   return undefined;
 }
 
+/** An append with no entries: it tells a follower the commit index (or probes its log). */
+const onlyCommitIndex = (m: Message): boolean => m.type === MessageType.MsgApp && m.entries.length === 0;
+
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** step(keysPerStep) once per turn of the event loop until it returns true (then true) or cancelled() (then false). */
@@ -426,12 +429,16 @@ export class RaftMember implements Proposer {
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.raftState);
     if (rd.hardState) this.termValue = rd.hardState.term;
-    // 0. a leader's appends and heartbeats leave at once: followers write while the leader writes
+    // 0. a leader's appends and heartbeats leave at once: followers write while the leader writes. Appends that
+    // only carry the new commit index leave one turn later, behind the answers this Ready's apply gives: each send
+    // wakes a follower, which on a busy machine can take the CPU from this thread before the client hears back.
     let messages = rd.messages;
     if (messages.length > 0 && this.node.raft.state === StateType.Leader) {
       const early = messages.filter((m) => leaderMaySendBeforePersist(m.type));
       if (early.length > 0) {
-        this.send(early);
+        const later = rd.committedEntries.length > 0 ? early.filter(onlyCommitIndex) : [];
+        if (later.length < early.length) this.send(later.length > 0 ? early.filter((m) => !onlyCommitIndex(m)) : early);
+        if (later.length > 0) setImmediate(() => !this.stopped && this.send(later));
         messages = early.length === messages.length ? [] : messages.filter((m) => !leaderMaySendBeforePersist(m.type));
       }
     }
