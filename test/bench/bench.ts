@@ -122,7 +122,8 @@ function call(client: Record<string, Unary>, method: string, req: object): Promi
   return new Promise((resolve, reject) => client[method](req, (err, res) => (err ? reject(err) : resolve(res))));
 }
 
-interface Result { opsPerSec: number; p50: number; p99: number; ops: number; cpuUsPerOp: number }
+/** cpuUsPerOp: the servers' CPU per operation; clientCpuUsPerOp: this process's (the client's), which shares the machine */
+interface Result { opsPerSec: number; p50: number; p99: number; ops: number; cpuUsPerOp: number; clientCpuUsPerOp: number }
 
 /**
  * CPU time (user + system, all threads) the server processes have used so far, in µs, from /proc/PID/stat
@@ -149,6 +150,7 @@ async function measure(endpoints: string[], pids: Array<number | undefined>, con
   const queue = new PQueue({ concurrency });
   const latencies: number[] = [];
   const cpuBefore = serverCpuUs(pids);
+  const clientCpuBefore = process.cpuUsage();
   const started = performance.now();
   let issued = 0;
   while (issued < ops && performance.now() - started < TIME_LIMIT_MS) {
@@ -163,10 +165,12 @@ async function measure(endpoints: string[], pids: Array<number | undefined>, con
   await queue.onIdle();
   const elapsed = (performance.now() - started) / 1000;
   const cpuUsPerOp = (serverCpuUs(pids) - cpuBefore) / latencies.length;
+  const clientCpu = process.cpuUsage(clientCpuBefore);
+  const clientCpuUsPerOp = (clientCpu.user + clientCpu.system) / latencies.length;
   for (const c of clients) c.close();
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))];
-  return { opsPerSec: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), ops: latencies.length, cpuUsPerOp };
+  return { opsPerSec: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), ops: latencies.length, cpuUsPerOp, clientCpuUsPerOp };
 }
 
 const allWorkloads: { name: string; concurrency: number; op: (c: Record<string, Unary>, i: number) => Promise<unknown> }[] = [
@@ -201,7 +205,7 @@ async function main(): Promise<void> {
           const byWorkload = runs.get(target.name)!;
           const r = await measure(endpoints, target.servers.map((s) => s.pid), w.concurrency, w.op);
           byWorkload.set(w.name, [...(byWorkload.get(w.name) ?? []), r]);
-          process.stderr.write(`round ${round + 1}/${ROUNDS} ${target.name}: ${w.name}: ${r.opsPerSec.toFixed(0)} op/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, server CPU ${r.cpuUsPerOp.toFixed(0)} µs/op\n`);
+          process.stderr.write(`round ${round + 1}/${ROUNDS} ${target.name}: ${w.name}: ${r.opsPerSec.toFixed(0)} op/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, server CPU ${r.cpuUsPerOp.toFixed(0)} µs/op, client CPU ${r.clientCpuUsPerOp.toFixed(0)} µs/op\n`);
         }
       }
     }
@@ -209,18 +213,18 @@ async function main(): Promise<void> {
     await Promise.all(targets.map(stop));
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const summary = (rs: Result[]): Result => ({ opsPerSec: median(rs.map((r) => r.opsPerSec)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), ops: median(rs.map((r) => r.ops)), cpuUsPerOp: median(rs.map((r) => r.cpuUsPerOp)) });
+  const summary = (rs: Result[]): Result => ({ opsPerSec: median(rs.map((r) => r.opsPerSec)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), ops: median(rs.map((r) => r.ops)), cpuUsPerOp: median(rs.map((r) => r.cpuUsPerOp)), clientCpuUsPerOp: median(rs.map((r) => r.clientCpuUsPerOp)) });
   const f = (n: number) => n.toFixed(0).padStart(7);
   const ms = (n: number) => n.toFixed(2).padStart(6);
   const shape = MEMBERS <= 1 ? 'one member' : `${MEMBERS}-member clusters (1 client: the leader; 64 clients: spread over all)`;
   const rounds = ROUNDS > 1 ? `, median of ${ROUNDS} rounds` : '';
   console.log(`\n${shape}, 256-byte values, ${OPS} ops per workload (or ${TIME_LIMIT_MS / 1000} s)${rounds}, ${CLIENT === 'h2' ? 'node:http2 gRPC' : 'grpc-js'} client, loopback;`);
-  console.log('server CPU: user + system time of all server processes per operation\n');
-  console.log(`${'workload'.padEnd(34)} ${'etcd op/s'.padStart(10)} ${'p50/p99 ms'.padStart(15)} ${'nestcd op/s'.padStart(12)} ${'p50/p99 ms'.padStart(15)}  ratio  CPU µs/op etcd/nestcd`);
+  console.log('server CPU: user + system time of all server processes per operation; client CPU: the same for this client process\n');
+  console.log(`${'workload'.padEnd(34)} ${'etcd op/s'.padStart(10)} ${'p50/p99 ms'.padStart(15)} ${'nestcd op/s'.padStart(12)} ${'p50/p99 ms'.padStart(15)}  ratio  CPU µs/op etcd/nestcd  client CPU µs/op etcd/nestcd`);
   for (const w of workloads) {
     const e = summary(runs.get('etcd')!.get(w.name)!);
     const n = summary(runs.get('nestcd')!.get(w.name)!);
-    console.log(`${w.name.padEnd(34)} ${f(e.opsPerSec).padStart(10)} ${`${ms(e.p50)}/${ms(e.p99)}`.padStart(15)} ${f(n.opsPerSec).padStart(12)} ${`${ms(n.p50)}/${ms(n.p99)}`.padStart(15)}  ${(n.opsPerSec / e.opsPerSec).toFixed(2)}x  ${`${e.cpuUsPerOp.toFixed(0)}/${n.cpuUsPerOp.toFixed(0)}`.padStart(9)}`);
+    console.log(`${w.name.padEnd(34)} ${f(e.opsPerSec).padStart(10)} ${`${ms(e.p50)}/${ms(e.p99)}`.padStart(15)} ${f(n.opsPerSec).padStart(12)} ${`${ms(n.p50)}/${ms(n.p99)}`.padStart(15)}  ${(n.opsPerSec / e.opsPerSec).toFixed(2)}x  ${`${e.cpuUsPerOp.toFixed(0)}/${n.cpuUsPerOp.toFixed(0)}`.padStart(9)}  ${`${e.clientCpuUsPerOp.toFixed(0)}/${n.clientCpuUsPerOp.toFixed(0)}`.padStart(9)}`);
   }
 }
 
