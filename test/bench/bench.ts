@@ -4,9 +4,10 @@
 // a 3-member cluster of each kind instead, the clients spread over the three members. BENCH_ROUNDS repeats every
 // workload (both kinds take turns) and reports the median; BENCH_ONLY=put picks the workloads whose names contain
 // that text. In a cluster a single client talks to the leader, so both kinds pay for the same path (a follower
-// would add a forwarding hop to every put and a ReadIndex round to every linearizable read). BENCH_CLIENT=h2 sends the same calls through a lean gRPC
-// client on node:http2 instead of grpc-js, which costs the client about a third less CPU per call, so the servers
-// rather than the client's one thread set the pace (grpc-js, the default, is what Node applications use).
+// would add a forwarding hop to every put and a ReadIndex round to every linearizable read). BENCH_CLIENT=h2
+// sends the same calls through a lean gRPC client on node:http2 instead of grpc-js, which costs the client about
+// a third less CPU per call, so the servers rather than the client's one thread set the pace (grpc-js, the
+// default, is what Node applications use).
 import * as http2 from 'node:http2';
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';

@@ -437,7 +437,8 @@ export class RaftMember implements Proposer {
       const early = messages.filter((m) => leaderMaySendBeforePersist(m.type));
       if (early.length > 0) {
         const later = rd.committedEntries.length > 0 ? early.filter(onlyCommitIndex) : [];
-        if (later.length < early.length) this.send(later.length > 0 ? early.filter((m) => !onlyCommitIndex(m)) : early);
+        const now = later.length === 0 ? early : early.filter((m) => !onlyCommitIndex(m));
+        if (now.length > 0) this.send(now);
         if (later.length > 0) setImmediate(() => !this.stopped && this.send(later));
         messages = early.length === messages.length ? [] : messages.filter((m) => !leaderMaySendBeforePersist(m.type));
       }
