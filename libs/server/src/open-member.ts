@@ -266,7 +266,7 @@ async function openDataDir(config: NestcdConfig, mvccOptions: MvccOptions, optio
   }
 
   const persistence: RaftPersistence = {
-    save: (hardState, entries) => wal.save(hardState, entries),
+    save: (hardState, entries, opts) => wal.save(hardState, entries, opts),
     // etcd's order: the snapshot file, then its WAL marker; only then are older WAL segments and snapshots released.
     saveSnapshot: async (snapshot) => {
       const stopTimer = metrics.backendCommit.startTimer();

@@ -11,9 +11,12 @@ interface HeldWrite {
 
 class HeldPersistence implements RaftPersistence {
   readonly writes: HeldWrite[] = [];
+  /** per save with entries: its entry count, and whether it asked for the fdatasync on the caller's thread */
+  readonly saves: Array<{ entries: number; syncHere: boolean }> = [];
   holding = false;
 
-  save(_hardState: HardState | undefined, entries: Entry[]): Promise<void> {
+  save(_hardState: HardState | undefined, entries: Entry[], opts?: { syncHere?: boolean }): Promise<void> {
+    if (entries.length > 0) this.saves.push({ entries: entries.length, syncHere: opts?.syncHere === true });
     if (!this.holding || entries.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.writes.push({ entries: entries.length, release: resolve }));
   }
@@ -91,6 +94,22 @@ describe('RaftMember (a lone member)', () => {
     await Promise.all(proposals);
     expect(answered).toHaveLength(64);
     expect(machine.applied.slice(-64)).toEqual(Array.from({ length: 64 }, (_, i) => `p${i}`));
+  });
+
+  it('asks for the fdatasync on its own thread once 8 writes in a row were small, and no more after a big one', async () => {
+    const sequentially = async (n: number) => {
+      for (let i = 0; i < n; i++) await member.propose(0, Buffer.from(`s${i}`));
+    };
+    await sequentially(8);
+    expect(persistence.saves.at(-1)).toEqual({ entries: 1, syncHere: true });
+    await Promise.all(Array.from({ length: 10 }, (_, i) => member.propose(0, Buffer.from(`b${i}`))));
+    await sequentially(9);
+    expect(persistence.saves.slice(-10)).toEqual([
+      { entries: 10, syncHere: false },
+      ...Array.from({ length: 7 }, () => ({ entries: 1, syncHere: false })),
+      { entries: 1, syncHere: true },
+      { entries: 1, syncHere: true },
+    ]);
   });
 
   it('writes a smaller burst in one write', async () => {
@@ -333,9 +352,10 @@ describe('RaftMember leading two voters', () => {
         }
       },
     };
+    const persistence = new HeldPersistence();
     member = new RaftMember({
       id: 1n, storage, stateMachine: new RecordingStateMachine(), tickMs: 5, electionTicks: 10, snapshotCount: 1_000_000,
-      requestTimeoutMs: 5000, rand: seededRandom(1), transport, persistence: { save: () => Promise.resolve(), saveSnapshot: () => Promise.resolve() },
+      requestTimeoutMs: 5000, rand: seededRandom(1), transport, persistence,
     });
     try {
       await member.start();
@@ -347,6 +367,10 @@ describe('RaftMember leading two voters', () => {
       events.push(`answered ${index}`);
       await waitFor('the commit index sent on', () => events.includes(`commit ${index}`));
       expect(events.filter((e) => !e.startsWith('commit') || e === `commit ${index}`)).toEqual([`append ${index}`, `answered ${index}`, `commit ${index}`]);
+      // a leader of others overlaps its own write with theirs: it never asks for the fdatasync on its thread
+      for (let i = 0; i < 10; i++) await member.propose(0, Buffer.from(`s${i}`));
+      expect(persistence.saves.length).toBeGreaterThan(10);
+      expect(persistence.saves.filter((w) => w.syncHere)).toEqual([]);
     } finally {
       await member.stop();
     }

@@ -7,8 +7,11 @@ import type { Proposer } from './etcd-server';
 
 /** Where a member makes its Raft state durable (the WAL and snapshot files); absent for an in-memory member. */
 export interface RaftPersistence {
-  /** Resolves only when the hard state and entries are durable (group commit happens below this call). */
-  save(hardState: HardState | undefined, entries: Entry[]): Promise<void>;
+  /**
+   * Resolves only when the hard state and entries are durable (group commit happens below this call). `syncHere`:
+   * the caller has nothing else to do until then, so the fdatasync may wait on this thread (Wal's SaveOptions).
+   */
+  save(hardState: HardState | undefined, entries: Entry[], opts?: { syncHere?: boolean }): Promise<void>;
   /** Persists a snapshot and may then release WAL segments and old snapshots it makes redundant. */
   saveSnapshot(snapshot: Snapshot): Promise<void>;
   /**
@@ -133,6 +136,16 @@ const MIN_SPLIT_PROPOSALS = 32;
  * MaxSizePerMsg). A member far behind (after a snapshot, a pause, a restart) applies its backlog in slices of this.
  */
 const MAX_COMMITTED_BYTES_PER_READY = 1024 * 1024;
+/**
+ * A lone voter fdatasyncs on the event loop's thread (see RaftPersistence) once this many writes in a row carried at
+ * most SYNC_HERE_MAX_ENTRIES entries each: few clients, all waiting on the write, nothing to overlap it with. With
+ * 1 client that gave 11-15% more puts/s, with 4 clients 4%. Batch size alone is the wrong test: with 64 clients the
+ * first write after a quiet moment is small too, and syncing it here kept the loop from reading the other 63 calls
+ * meanwhile (8% fewer puts/s); a run of small writes never happens there.
+ */
+const SYNC_HERE_MAX_ENTRIES = 4;
+const SYNC_HERE_AFTER_SMALL_WRITES = 8;
+const SYNC_HERE = { syncHere: true };
 /** After applying at least this much in one Ready, the drain loop lets the event loop turn before the next one. */
 const YIELD_AFTER_APPLIED_BYTES = MAX_COMMITTED_BYTES_PER_READY / 2;
 
@@ -182,6 +195,8 @@ export class RaftMember implements Proposer {
   /** a snapshot being read back from disk to be sent (see sendSnapshotFromDisk) */
   private snapshotRead?: { index: number; term: number; data: Promise<Uint8Array> };
   private whenApplied?: { index: number; resolve: () => void };
+  /** writes of at most SYNC_HERE_MAX_ENTRIES entries since the last bigger one */
+  private smallWritesInARow = 0;
 
   constructor(private readonly opts: RaftMemberOptions) {
     this.storage = opts.storage;
@@ -457,7 +472,12 @@ export class RaftMember implements Proposer {
     }
     let saving: Promise<void> | undefined;
     if (rd.entries.length > 0 || (rd.hardState && (rd.mustSync || rd.snapshot))) {
-      saving = this.opts.persistence?.save(rd.hardState, rd.entries);
+      // A lone voter writing a handful of entries has its clients waiting on this very write: nothing to overlap it
+      // with. (A leader of others gets their acknowledgements and answers meanwhile; a toggled A/B found no gain on
+      // followers.)
+      this.smallWritesInARow = rd.entries.length <= SYNC_HERE_MAX_ENTRIES ? this.smallWritesInARow + 1 : 0;
+      const syncHere = this.smallWritesInARow >= SYNC_HERE_AFTER_SMALL_WRITES && this.confStateValue.voters.length === 1;
+      saving = this.opts.persistence?.save(rd.hardState, rd.entries, syncHere ? SYNC_HERE : undefined);
       saving?.catch(() => undefined); // awaited below; this only keeps a failure during the apply from going unhandled
     } else if (rd.hardState && this.opts.persistence) {
       // Only the commit index moved: written in order behind earlier records but not awaited (nor fdatasynced,

@@ -20,6 +20,7 @@ describe('FileSystem', () => {
     expect(fh.writeNow(Buffer.from('xyz'), 1, 2, 8)).toBe(2);
     await fh.truncate(16);
     await fh.datasync();
+    fh.datasyncNow();
     await fh.sync();
     expect((await fh.stat()).size).toBe(16);
     await fh.close();
@@ -73,6 +74,23 @@ describe('FileSystem', () => {
     expect(nodeFs.readFileSync(path.join(dir, 's'), 'utf8')).toBe('02345');
     expect(ffs.stats.datasyncs).toBe(2);
     expect(ffs.stats.datasyncsCompleted).toBe(1);
+  });
+
+  it('FaultyFileSystem: an fdatasync on the calling thread meets the same faults and is counted apart', async () => {
+    const ffs = new FaultyFileSystem();
+    const fh = await ffs.open(path.join(dir, 'n'), 'w');
+    fh.writeNow(Buffer.from('abc'), 0, 3, 0);
+    fh.datasyncNow();
+    ffs.failFsync = 'once';
+    expect(() => fh.datasyncNow()).toThrow(expect.objectContaining({ code: 'EIO', syscall: 'fdatasync' }));
+    await fh.datasync();
+    expect(ffs.stats).toMatchObject({ datasyncs: 3, datasyncsNow: 2, datasyncsCompleted: 2 });
+    ffs.beforeDatasync = () => undefined;
+    expect(() => fh.datasyncNow()).toThrow(/beforeDatasync/);
+    ffs.beforeDatasync = undefined;
+    ffs.crash();
+    expect(() => fh.datasyncNow()).toThrow(SimulatedCrashError);
+    await fh.close();
   });
 });
 

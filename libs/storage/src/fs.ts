@@ -33,6 +33,11 @@ export interface FileHandle {
   /** ftruncate: shrink, or extend with zeros (sparse). */
   truncate(length: number): Promise<void>;
   datasync(): Promise<void>;
+  /**
+   * The same fdatasync made on the calling thread, which waits for it. For a caller with nothing else to do
+   * meanwhile: it spares the thread-pool hand-off and the wake-up back (see Wal's SaveOptions.syncHere).
+   */
+  datasyncNow(): void;
   sync(): Promise<void>;
   stat(): Promise<FileStat>;
   close(): Promise<void>;
@@ -82,6 +87,9 @@ class NodeFileHandle implements FileHandle {
   }
   datasync(): Promise<void> {
     return new Promise((resolve, reject) => nodeFs.fdatasync(this.fh.fd, (err) => (err ? reject(err) : resolve())));
+  }
+  datasyncNow(): void {
+    nodeFs.fdatasyncSync(this.fh.fd);
   }
   sync(): Promise<void> {
     return this.fh.sync();
@@ -234,6 +242,8 @@ export interface FaultyStats {
   writesNow: number;
   bytesWritten: number;
   datasyncs: number;
+  /** Of `datasyncs`, those made on the calling thread (datasyncNow). */
+  datasyncsNow: number;
   /** fdatasyncs that returned successfully. */
   datasyncsCompleted: number;
   fsyncs: number;
@@ -256,7 +266,7 @@ export interface FaultyStats {
  * - `beforeDatasync`: an async hook run before each fdatasync (tests use it to hold a sync open).
  */
 export class FaultyFileSystem implements FileSystem {
-  readonly stats: FaultyStats = { opens: 0, writes: 0, writesNow: 0, bytesWritten: 0, datasyncs: 0, datasyncsCompleted: 0, fsyncs: 0, dirSyncs: 0, renames: 0, unlinks: 0 };
+  readonly stats: FaultyStats = { opens: 0, writes: 0, writesNow: 0, bytesWritten: 0, datasyncs: 0, datasyncsNow: 0, datasyncsCompleted: 0, fsyncs: 0, dirSyncs: 0, renames: 0, unlinks: 0 };
   crashed = false;
   tearAfterBytes: number | undefined;
   shortWrites = false;
@@ -404,6 +414,17 @@ class FaultyFileHandle implements FileHandle {
     f.failSync('fdatasync', this.path);
     await this.inner.datasync();
     f.alive(`fdatasync ${this.path}`);
+    f.stats.datasyncsCompleted++;
+  }
+  datasyncNow(): void {
+    const f = this.ffs;
+    f.alive(`fdatasync ${this.path}`);
+    // a hook that holds a sync open needs the thread pool's fdatasync: this one blocks the only thread
+    if (f.beforeDatasync) throw new Error('FaultyFileSystem: beforeDatasync cannot hold an fdatasync made on the calling thread');
+    f.stats.datasyncs++;
+    f.stats.datasyncsNow++;
+    f.failSync('fdatasync', this.path);
+    this.inner.datasyncNow();
     f.stats.datasyncsCompleted++;
   }
   async sync(): Promise<void> {

@@ -13,7 +13,7 @@ export {
   WalLockedError,
   WalSnapshotMismatchError,
 } from './errors';
-export type { WalOptions, WalOpenResult, WalMetadata, SnapshotMarker } from './wal';
+export type { WalOptions, WalOpenResult, WalMetadata, SaveOptions, SnapshotMarker } from './wal';
 export { Wal, DEFAULT_SEGMENT_SIZE, segmentName, parseSegmentName } from './wal';
 export type { SnapshotFileInfo } from './snapshotter';
 export { Snapshotter, SnapshotCorruptError, snapshotName, encodeSnapshot, decodeSnapshot } from './snapshotter';

