@@ -472,9 +472,8 @@ export class RaftMember implements Proposer {
     }
     let saving: Promise<void> | undefined;
     if (rd.entries.length > 0 || (rd.hardState && (rd.mustSync || rd.snapshot))) {
-      // A lone voter writing a handful of entries has its clients waiting on this very write: nothing to overlap it
-      // with. (A leader of others gets their acknowledgements and answers meanwhile; a toggled A/B found no gain on
-      // followers.)
+      // Only a lone voter: a leader of others reads their acknowledgements meanwhile (and a toggled A/B found no
+      // gain on followers).
       this.smallWritesInARow = rd.entries.length <= SYNC_HERE_MAX_ENTRIES ? this.smallWritesInARow + 1 : 0;
       const syncHere = this.smallWritesInARow >= SYNC_HERE_AFTER_SMALL_WRITES && this.confStateValue.voters.length === 1;
       saving = this.opts.persistence?.save(rd.hardState, rd.entries, syncHere ? SYNC_HERE : undefined);
