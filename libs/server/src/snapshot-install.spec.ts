@@ -12,6 +12,7 @@ import { ClusterRaftMember, EtcdServer, openMember } from '.';
 // and its keyspace must hash like the leader's.
 
 const key = (k: string) => Buffer.from(k);
+const SNAPSHOT_COUNT = 500;
 
 const freePort = () =>
   new Promise<number>((resolve, reject) => {
@@ -23,10 +24,13 @@ const freePort = () =>
     });
   });
 
+/** What the running cluster looks like, for a timeout's message: who leads, how far each has applied, its last log lines. */
+let describeCluster: (() => string) | undefined;
+
 const waitFor = async (what: string, ok: () => boolean, timeoutMs = 20000) => {
   const deadline = Date.now() + timeoutMs;
   while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${describeCluster?.() ?? ''}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 };
@@ -38,6 +42,7 @@ describe('a lagging follower installs a snapshot from the leader', () => {
   afterEach(async () => {
     await Promise.all(servers.map((s) => s.stop().catch(() => undefined)));
     servers = [];
+    describeCluster = undefined;
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -55,11 +60,15 @@ describe('a lagging follower installs a snapshot from the leader', () => {
         '--listen-peer-urls', peer(i), '--initial-advertise-peer-urls', peer(i),
         '--listen-client-urls', client(i), '--advertise-client-urls', client(i),
         '--initial-cluster', initialCluster, '--heartbeat-interval', '20', '--election-timeout', '500',
-        '--snapshot-count', '500',
+        '--snapshot-count', String(SNAPSHOT_COUNT),
       ], {});
       if (parsed.kind !== 'run') throw new Error('config');
       servers.push(await openMember(parsed.config, { log: (m) => logs[i].push(m) }));
     }
+    describeCluster = () =>
+      servers
+        .map((s, i) => `m${i}: ${s.proposer.isLeader ? 'leader' : 'follower'}, applied ${s.proposer.appliedIndex}\n  ${logs[i].slice(-8).join('\n  ')}`)
+        .join('\n');
     await Promise.all(servers.map((s) => s.start()));
     await waitFor('a leader', () => servers.filter((s) => s.proposer.isLeader).length === 1 && servers.every((s) => s.proposer.leader !== 0n));
     const leader = servers.find((s) => s.proposer.isLeader)!;
@@ -78,8 +87,13 @@ describe('a lagging follower installs a snapshot from the leader', () => {
         await Promise.all(Array.from({ length: count }, (_, j) => leader.put({ key: key(`${prefix}${String(base + j).padStart(5, '0')}`), value: key('v'), lease: 0n })));
       }
     };
-    const compacted = () => waitFor('the leader to compact its log', () => (leader.proposer as ClusterRaftMember).node.raft.raftLog.firstIndex() > follower.proposer.appliedIndex + 1);
-    return { logs, leader, follower, fi: servers.indexOf(follower), li: servers.indexOf(leader), cut, writeMany, compacted };
+    const leaderLog = () => (leader.proposer as ClusterRaftMember).node.raft.raftLog;
+    const compacted = () => waitFor('the leader to compact its log', () => leaderLog().firstIndex() > follower.proposer.appliedIndex + 1);
+    // A snapshot is written in the background; it is due while the applied index is a snapshot count or more past
+    // the last saved one. Only then is no snapshot file still on its way to the disk.
+    const snapshotsSaved = () =>
+      waitFor('the leader to save its last snapshot', () => leader.proposer.appliedIndex - leaderLog().storage.snapshot().metadata.index < SNAPSHOT_COUNT);
+    return { logs, leader, follower, fi: servers.indexOf(follower), li: servers.indexOf(leader), cut, writeMany, compacted, snapshotsSaved };
   };
 
   it('keeps its watchers and leases, and ends with the same keyspace', async () => {
@@ -133,10 +147,11 @@ describe('a lagging follower installs a snapshot from the leader', () => {
   }, 90000);
 
   it('a snapshot file that cannot be read back is not sent: the leader goes on and sends its next snapshot', async () => {
-    const { logs, leader, follower, fi, li, cut, writeMany, compacted } = await startCluster();
+    const { logs, leader, follower, fi, li, cut, writeMany, compacted, snapshotsSaved } = await startCluster();
     cut(true);
     await writeMany('a/', 5600);
     await compacted();
+    await snapshotsSaved(); // else a snapshot saved after the purge below would be sent instead
     // Lose the leader's snapshot files (as a --max-snapshots purge racing the send might): the send must fail cleanly.
     const snapDir = join(root, `m${li}`, 'member', 'snap');
     for (const f of readdirSync(snapDir)) rmSync(join(snapDir, f));
