@@ -17,6 +17,7 @@ const { join } = require('node:path');
 
 const root = join(__dirname, '..');
 const server = join(root, 'dist', 'apps', 'nestcd', 'src', 'main.js');
+const launcher = join(root, 'bin', 'nestcd'); // with the node flags its first line sets
 const dataRoot = join(root, '.nestcd-cluster');
 const members = [
   { name: 'infra1', client: 2379, peer: 2380 },
@@ -63,7 +64,6 @@ function prefixer(name, color, out) {
 
 members.forEach((m, i) => {
   const args = [
-    server,
     '--name', m.name,
     '--data-dir', join(dataRoot, m.name),
     '--listen-client-urls', `http://127.0.0.1:${m.client}`,
@@ -74,7 +74,7 @@ members.forEach((m, i) => {
     '--initial-cluster', initialCluster,
     '--initial-cluster-state', 'new',
   ];
-  const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(launcher, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   const out = prefixer(m.name, colors[i], process.stdout);
   const err = prefixer(m.name, colors[i], process.stderr);
   child.stdout.on('data', (c) => out.push(c));

@@ -1,5 +1,7 @@
 import { execFile, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { startNestcd } from '../support/processes';
 import { startInProcess } from './in-process';
 
 // The launchers in bin/ run the built apps (npm test builds first).
@@ -22,6 +24,18 @@ describe('bin/nestcd', () => {
     const r = spawnSync(bin('nestcd'), ['--listen-client-urls', 'localhost'], { encoding: 'utf8' });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('--listen-client-urls: must be a URL');
+  });
+
+  it('runs node with V8 collecting garbage on the main thread only, as its first line asks', async () => {
+    const server = await startNestcd(); // starts bin/nestcd itself, as systemd, docker and `npm start` do
+    try {
+      const argv = readFileSync(`/proc/${server.pid}/cmdline`, 'utf8').split('\0');
+      const launcherAt = argv.findIndex((a) => a.endsWith('/bin/nestcd'));
+      expect(launcherAt).toBeGreaterThan(0);
+      expect(argv.slice(0, launcherAt)).toContain('--single-threaded-gc');
+    } finally {
+      await server.stop(0);
+    }
   });
 
   it('lists etcd flags in --help', () => {

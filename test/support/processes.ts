@@ -128,9 +128,10 @@ function commandFor(binary: string): [string, string[]] {
   } catch {
     /* ignore */
   }
-  if (binary.endsWith('.js') || head.startsWith('#!/usr/bin/env node') || !head.startsWith('#!')) {
-    return [process.execPath, [binary]];
-  }
+  // `#!/usr/bin/env node` or `#!/usr/bin/env -S node FLAGS`: the current node, with the launcher's flags
+  const nodeShebang = /^#!\/usr\/bin\/env (?:-S )?node(?: (.*))?$/.exec(head.split('\n')[0]);
+  if (nodeShebang) return [process.execPath, [...(nodeShebang[1] ?? '').split(' ').filter(Boolean), binary]];
+  if (binary.endsWith('.js') || !head.startsWith('#!')) return [process.execPath, [binary]];
   throw new Error(`server binary is not executable: ${binary}`);
 }
 
