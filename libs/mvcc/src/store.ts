@@ -201,6 +201,8 @@ interface PathCursor {
 export class SnapshotCapture {
   readonly writer: Writer;
   private readonly keys: Iterator<[string, KeyIdx]>;
+  /** the key being encoded when a step ran out: its revisions (as of rev) and how many are in */
+  private current?: { recs: Rec[]; count: number; done: number };
   private finished = false;
   private cancelled = false;
 
@@ -218,23 +220,34 @@ export class SnapshotCapture {
     this.keys = tree.entries();
   }
 
-  /** Encodes up to maxKeys more keys; true once every key is in. */
-  step(maxKeys: number): boolean {
+  /**
+   * Encodes up to `budget` more revisions, a key's revisions being split across steps where needed (a key rewritten
+   * a hundred thousand times is as much work as a hundred thousand keys); true once every key is in.
+   */
+  step(budget: number): boolean {
     const w = this.writer;
-    for (let n = 0; n < maxKeys && !this.finished; n++) {
-      const next = this.keys.next();
-      if (next.done) {
-        this.finished = true;
-        this.release(this);
-        break;
+    let left = budget;
+    while (left > 0 && !this.finished) {
+      let cur = this.current;
+      if (!cur) {
+        const next = this.keys.next();
+        if (next.done) {
+          this.finished = true;
+          this.release(this);
+          break;
+        }
+        const idx = next.value[1];
+        // revisions appended since the capture began are newer than its revision, and recs only ever grow at the
+        // end (a compaction meanwhile gives the live tree a new list), so [0, count) stays as it was
+        const count = lastAtOrBelow(idx.recs, this.rev) + 1;
+        w.bytes(idx.key);
+        w.uint(count);
+        cur = this.current = { recs: idx.recs, count, done: 0 };
+        if (count === 0) left--;
       }
-      const idx = next.value[1];
-      // revisions appended since the capture began are newer than its revision, and recs only ever grow at the end
-      const recs = idx.recs;
-      const count = lastAtOrBelow(recs, this.rev) + 1;
-      w.bytes(idx.key);
-      w.uint(count);
-      for (let i = 0; i < count; i++) {
+      const end = Math.min(cur.count, cur.done + left);
+      const recs = cur.recs;
+      for (let i = cur.done; i < end; i++) {
         const { kv, sub } = recs[i];
         w.uint(kv.modRevision);
         w.uint(sub);
@@ -245,6 +258,9 @@ export class SnapshotCapture {
           w.bytes(kv.value);
         }
       }
+      left -= end - cur.done;
+      cur.done = end;
+      if (end === cur.count) this.current = undefined;
     }
     return this.finished;
   }
@@ -258,6 +274,7 @@ export class SnapshotCapture {
   cancel(): void {
     this.cancelled = true;
     this.finished = true;
+    this.current = undefined;
     this.release(this);
   }
 
@@ -1018,7 +1035,7 @@ export class MvccStore implements WatcherHost {
   }
 
   /**
-   * restore() a number of keys per step (a member installing a leader's snapshot of a million keys would otherwise
+   * restore() a number of revisions per step (a member installing a leader's snapshot of a million keys would otherwise
    * hold its event loop for seconds). The new store is only handed out by finish(), after the last step.
    */
   static restoreInSteps(buf: Buffer, opts?: MvccOptions): SnapshotRestore {
@@ -1040,16 +1057,25 @@ export class MvccStore implements WatcherHost {
     const perRevision = new Uint32Array(s.rev - s.histBase + 1);
     const history: Rec[] = [];
     let keysLeft = r.uint();
-    const step = (maxKeys: number): boolean => {
+    /** the key being read when a step ran out: its revisions so far */
+    let current: { key: Buffer; ks: string; recs: Rec[]; done: number } | undefined;
+    const step = (budget: number): boolean => {
       const histBase = s.histBase;
       const rev = s.rev;
-      for (let k = 0; k < maxKeys && keysLeft > 0; k++, keysLeft--) {
-        const key = s.arena.copy(r.bytes());
-        const ks = latin1(key);
-        const n = r.uint();
-        if (n === 0) throw corruptSnapshot();
-        const recs = new Array<Rec>(n); // exactly n slots (push() would reserve at least 17)
-        for (let j = 0; j < n; j++) {
+      let left = budget;
+      while (left > 0 && (current || keysLeft > 0)) {
+        if (!current) {
+          const key = s.arena.copy(r.bytes());
+          const n = r.uint();
+          if (n === 0) throw corruptSnapshot();
+          // exactly n slots (push() would reserve at least 17)
+          current = { key, ks: latin1(key), recs: new Array<Rec>(n), done: 0 };
+          keysLeft--;
+        }
+        const { key, ks, recs } = current;
+        const n = recs.length;
+        const end = Math.min(n, current.done + left);
+        for (let j = current.done; j < end; j++) {
           const modRevision = r.uint();
           const sub = r.uint();
           const version = r.uint();
@@ -1073,14 +1099,18 @@ export class MvccStore implements WatcherHost {
             history.push(rec);
           }
         }
+        left -= end - current.done;
+        current.done = end;
+        if (end < n) break;
         const last = recs[n - 1].kv;
         if (last.version !== 0 && last.lease !== 0n) s.leases.get(last.lease)?.keys.add(ks);
         s.tree.set(ks, { key, ks, recs });
+        current = undefined;
       }
-      return keysLeft === 0;
+      return keysLeft === 0 && !current;
     };
     const finish = (): MvccStore => {
-      if (keysLeft > 0) throw new Error('snapshot restore not finished');
+      if (keysLeft > 0 || current) throw new Error('snapshot restore not finished');
       if (!r.done) throw corruptSnapshot();
       const starts = new Array<number>(perRevision.length + 1);
       starts[0] = 0;
@@ -1105,8 +1135,8 @@ export class MvccStore implements WatcherHost {
 
 /** A snapshot being restored in steps (MvccStore.restoreInSteps): step() until it returns true, then finish(). */
 export interface SnapshotRestore {
-  /** Reads up to maxKeys more keys; true once every key is in. Throws on a corrupt snapshot. */
-  step(maxKeys: number): boolean;
+  /** Reads up to `budget` more revisions (a key's may span steps); true once every key is in. Throws on a corrupt snapshot. */
+  step(budget: number): boolean;
   /** The restored store. */
   finish(): MvccStore;
 }

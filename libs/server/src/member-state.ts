@@ -234,7 +234,7 @@ export class MemberState implements StateMachine {
   }
 
   /**
-   * The member's state as it is now, encoded in steps: the keyspace a number of keys per step (see
+   * The member's state as it is now, encoded in steps: the keyspace a number of revisions per step (see
    * MvccStore.captureSnapshot), the small parts (alarms, members, v2 store, auth) at once.
    */
   captureSnapshot(): SnapshotSteps {
@@ -263,7 +263,7 @@ export class MemberState implements StateMachine {
     w.bytes(this.auth.snapshot());
     const tail = w.finish();
     return {
-      step: (maxKeys) => mvcc.step(maxKeys),
+      step: (budget) => mvcc.step(budget),
       cancel: () => mvcc.cancel(),
       finish: () => {
         // The keyspace is framed where it was encoded: no copy of it.
@@ -282,7 +282,7 @@ export class MemberState implements StateMachine {
   }
 
   /**
-   * restore() with the keyspace read a number of keys per step (see MvccStore.restoreInSteps). The member's state
+   * restore() with the keyspace read a number of revisions per step (see MvccStore.restoreInSteps). The member's state
    * changes only in finish(): until then it serves what it had.
    */
   restoreInSteps(data: Uint8Array): RestoreSteps {
@@ -309,7 +309,7 @@ export class MemberState implements StateMachine {
     // Snapshots from before auth existed end here (or in the zero padding): auth is off, no users or roles.
     const auth = r.done ? Buffer.alloc(0) : r.bytes();
     return {
-      step: (maxKeys) => mvcc.step(maxKeys),
+      step: (budget) => mvcc.step(budget),
       finish: () => {
         const previous = this.store;
         this.store = mvcc.finish();

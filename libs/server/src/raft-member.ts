@@ -75,7 +75,7 @@ export interface StateMachine {
 
 /** A snapshot being encoded in steps: step() until it returns true, then finish(). */
 export interface SnapshotSteps {
-  step(maxKeys: number): boolean;
+  step(budget: number): boolean;
   finish(): Uint8Array;
   /** Gives up an unfinished capture (what it holds is released). */
   cancel(): void;
@@ -94,19 +94,19 @@ function appliedBytes(rd: Ready): number {
 
 /** A snapshot being restored in steps: step() until it returns true, then finish() puts the state in place. */
 export interface RestoreSteps {
-  step(maxKeys: number): boolean;
+  step(budget: number): boolean;
   finish(): void;
 }
 
-/** Keys encoded per turn of the event loop while a snapshot is captured (a few ms of work). */
-export const SNAPSHOT_KEYS_PER_STEP = 2000;
+/** Revisions encoded or decoded per turn of the event loop while a snapshot is captured or restored (a few ms of work). */
+export const SNAPSHOT_REVISIONS_PER_STEP = 2000;
 
 /**
  * Runs a capture to the end, one step per turn of the event loop, so heartbeats, client calls and disk
  * completions go on meanwhile. Undefined if `cancelled` turns true first.
  */
-export async function finishInSteps(capture: SnapshotSteps, cancelled: () => boolean = () => false, keysPerStep = SNAPSHOT_KEYS_PER_STEP): Promise<Uint8Array | undefined> {
-  if (await stepThrough((n) => capture.step(n), cancelled, keysPerStep)) return capture.finish();
+export async function finishInSteps(capture: SnapshotSteps, cancelled: () => boolean = () => false, revisionsPerStep = SNAPSHOT_REVISIONS_PER_STEP): Promise<Uint8Array | undefined> {
+  if (await stepThrough((n) => capture.step(n), cancelled, revisionsPerStep)) return capture.finish();
   capture.cancel();
   return undefined;
 }
@@ -116,9 +116,9 @@ const onlyCommitIndex = (m: Message): boolean => m.type === MessageType.MsgApp &
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** step(keysPerStep) once per turn of the event loop until it returns true (then true) or cancelled() (then false). */
-async function stepThrough(step: (maxKeys: number) => boolean, cancelled: () => boolean, keysPerStep: number): Promise<boolean> {
-  while (!step(keysPerStep)) {
+/** step(revisionsPerStep) once per turn of the event loop until it returns true (then true) or cancelled() (then false). */
+async function stepThrough(step: (budget: number) => boolean, cancelled: () => boolean, revisionsPerStep: number): Promise<boolean> {
+  while (!step(revisionsPerStep)) {
     await nextTurn();
     if (cancelled()) return false;
   }
@@ -634,7 +634,7 @@ export class RaftMember implements Proposer {
     const machine = this.opts.stateMachine;
     if (machine.restoreInSteps) {
       const steps = machine.restoreInSteps(snap.data);
-      if (!(await stepThrough((n) => steps.step(n), () => this.stopped, SNAPSHOT_KEYS_PER_STEP))) return;
+      if (!(await stepThrough((n) => steps.step(n), () => this.stopped, SNAPSHOT_REVISIONS_PER_STEP))) return;
       steps.finish();
     } else {
       machine.restore(snap.data);
