@@ -178,8 +178,8 @@ describe('MvccStore.restoreInSteps', () => {
         expect(Buffer.compare(stepped.snapshot(), snap)).toBe(0);
         // the history too (what watchers replay): the same events in the same order, revision by revision
         const history = (s: MvccStore) => {
-          const h = s as unknown as { histEvents: Array<{ type: number; sub: number; kv: { key: Buffer; modRevision: number } }>; histStart: number[] };
-          return { starts: h.histStart, events: h.histEvents.map((e) => `${e.type} ${e.kv.key} ${e.kv.modRevision}.${e.sub}`) };
+          const h = s as unknown as { histEvents: Array<{ type: number; sub: number; key: Buffer; modRevision: number }>; histStart: number[] };
+          return { starts: h.histStart, events: h.histEvents.map((e) => `${e.type} ${e.key} ${e.modRevision}.${e.sub}`) };
         };
         expect(history(stepped)).toEqual(history(atOnce));
       }),

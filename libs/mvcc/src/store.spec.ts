@@ -95,11 +95,11 @@ describe('compaction and memory', () => {
     put(store, 'a', 'kept'); // 3
     put(store, 'b', 'x'); // 4
     put(store, 'a', 'new'); // 5
-    type Held = { recs: Array<{ kv: { modRevision: number }; prevKv?: unknown }> };
+    type Held = { recs: Array<{ modRevision: number; prevKv?: unknown }> };
     const recsOf = (k: string) => (store as unknown as { tree: { get(k: string): Held | undefined } }).tree.get(k)!.recs;
     expect(recsOf('a').map((r) => r.prevKv !== undefined)).toEqual([false, true, true]);
     store.apply({ compaction: { revision: 4 } });
-    expect(recsOf('a').map((r) => [r.kv.modRevision, r.prevKv !== undefined])).toEqual([[3, false], [5, true]]);
+    expect(recsOf('a').map((r) => [r.modRevision, r.prevKv !== undefined])).toEqual([[3, false], [5, true]]);
     expect(recsOf('b').map((r) => r.prevKv)).toEqual([undefined]);
   });
 });

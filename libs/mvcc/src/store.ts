@@ -70,13 +70,13 @@ interface KeyIdx {
   recs: Rec[];
 }
 /**
- * One revision of one key, which is also its event in the history: the key's revision list and the history share
- * the object (fewer long-lived heap objects per revision: major GC time grows with their number).
- * kv.version === 0 marks a tombstone (kv is then the DELETE event's kv); prevKv is the key's previous live kv.
+ * One revision of one key: its KeyValue, which is also its event in the history. The key's revision list and the
+ * history share the object (one long-lived heap object per revision: major GC time grows with their number), and
+ * reads and watch events get copies. version === 0 marks a tombstone (then the DELETE event's kv); prevKv is the
+ * key's previous live revision.
  */
-interface Rec {
+interface Rec extends KeyValue {
   type: EventType;
-  kv: KeyValue;
   prevKv: KeyValue | undefined;
   ks: string;
   sub: number;
@@ -115,13 +115,13 @@ const copyKv = (kv: KeyValue, keysOnly = false): KeyValue => ({
 function lastAtOrBelow(recs: Rec[], rev: number): number {
   const n = recs.length;
   if (n === 0) return -1;
-  if (recs[n - 1].kv.modRevision <= rev) return n - 1;
+  if (recs[n - 1].modRevision <= rev) return n - 1;
   let lo = 0;
   let hi = n - 1; // recs[hi] > rev
-  if (recs[0].kv.modRevision > rev) return -1;
+  if (recs[0].modRevision > rev) return -1;
   while (hi - lo > 1) {
     const mid = (lo + hi) >>> 1;
-    if (recs[mid].kv.modRevision <= rev) lo = mid;
+    if (recs[mid].modRevision <= rev) lo = mid;
     else hi = mid;
   }
   return lo;
@@ -130,13 +130,13 @@ function lastAtOrBelow(recs: Rec[], rev: number): number {
 function liveAt(idx: KeyIdx, rev: number): KeyValue | undefined {
   const i = lastAtOrBelow(idx.recs, rev);
   if (i < 0) return undefined;
-  const kv = idx.recs[i].kv;
+  const kv = idx.recs[i];
   return kv.version === 0 ? undefined : kv;
 }
 
 function liveLatest(idx: KeyIdx | undefined): KeyValue | undefined {
   if (!idx || idx.recs.length === 0) return undefined;
-  const kv = idx.recs[idx.recs.length - 1].kv;
+  const kv = idx.recs[idx.recs.length - 1];
   return kv.version === 0 ? undefined : kv;
 }
 
@@ -248,9 +248,9 @@ export class SnapshotCapture {
       const end = Math.min(cur.count, cur.done + left);
       const recs = cur.recs;
       for (let i = cur.done; i < end; i++) {
-        const { kv, sub } = recs[i];
+        const kv = recs[i];
         w.uint(kv.modRevision);
-        w.uint(sub);
+        w.uint(kv.sub);
         w.uint(kv.version);
         if (kv.version !== 0) {
           w.uint(kv.createRevision);
@@ -409,9 +409,9 @@ export class MvccStore implements WatcherHost {
       if (i < 0) return;
       // the kept record is at or below rev, where the history keeps no prevKv: let the old value go
       recs[i].prevKv = undefined;
-      const drop = recs[i].kv.version === 0 ? i + 1 : i;
+      const drop = recs[i].version === 0 ? i + 1 : i;
       if (drop === 0) return;
-      for (let j = 0; j < drop; j++) this.size -= recSize(recs[j].kv);
+      for (let j = 0; j < drop; j++) this.size -= recSize(recs[j]);
       if (drop === recs.length) return { delete: true };
       if (this.captures.size === 0) {
         idx.recs = recs.slice(drop);
@@ -476,19 +476,22 @@ export class MvccStore implements WatcherHost {
     const value = p.ignoreValue ? prev!.value : this.arena.copy(p.value ?? EMPTY);
     const lease = p.ignoreLease ? prev!.lease : (p.lease ?? 0n);
     const key = idx ? idx.key : this.arena.copyLatin1(ks);
-    const kv: KeyValue = {
+    const rec: Rec = {
       key,
       createRevision: prev ? prev.createRevision : ctx.rev,
       modRevision: ctx.rev,
       version: prev ? prev.version + 1 : 1,
       value,
       lease,
+      type: EventType.PUT,
+      prevKv: prev,
+      ks,
+      sub: ctx.sub++,
     };
-    const rec: Rec = { type: EventType.PUT, kv, prevKv: prev, ks, sub: ctx.sub++ };
     if (idx) idx.recs.push(rec);
     // a one-element literal is sized exactly; [] and push() would reserve 17 slots (about 130 bytes more per key)
     else this.tree.set(ks, { key, ks, recs: [rec] });
-    ctx.bytes += recSize(kv);
+    ctx.bytes += recSize(rec);
     if (prev && prev.lease !== 0n) this.leases.get(prev.lease)?.keys.delete(ks);
     if (lease !== 0n) this.leases.get(lease)?.keys.add(ks);
     ctx.events.push(rec);
@@ -500,10 +503,9 @@ export class MvccStore implements WatcherHost {
   private deleteKey(ctx: WriteCtx, ks: string, idx: KeyIdx): KeyValue | undefined {
     const prev = liveLatest(idx);
     if (!prev) return undefined;
-    const kv: KeyValue = { key: idx.key, createRevision: 0, modRevision: ctx.rev, version: 0, value: EMPTY, lease: 0n };
-    const rec: Rec = { type: EventType.DELETE, kv, prevKv: prev, ks, sub: ctx.sub++ };
+    const rec: Rec = { key: idx.key, createRevision: 0, modRevision: ctx.rev, version: 0, value: EMPTY, lease: 0n, type: EventType.DELETE, prevKv: prev, ks, sub: ctx.sub++ };
     idx.recs.push(rec);
-    ctx.bytes += recSize(kv);
+    ctx.bytes += recSize(rec);
     if (prev.lease !== 0n) this.leases.get(prev.lease)?.keys.delete(ks);
     ctx.events.push(rec);
     return prev;
@@ -823,7 +825,8 @@ export class MvccStore implements WatcherHost {
   }
 
   private toEvent(w: WatcherImpl, e: Rec): Event {
-    return w.prevKv && e.prevKv ? { type: e.type, kv: e.kv, prevKv: e.prevKv } : { type: e.type, kv: e.kv };
+    // copies: a revision record carries the store's own fields beside the KeyValue ones
+    return w.prevKv && e.prevKv ? { type: e.type, kv: copyKv(e), prevKv: copyKv(e.prevKv) } : { type: e.type, kv: copyKv(e) };
   }
 
   private wants(w: WatcherImpl, e: Rec): boolean {
@@ -973,9 +976,10 @@ export class MvccStore implements WatcherHost {
       const recs = idx.recs;
       const last = lastAtOrBelow(recs, at);
       if (last < 0) return;
-      const keepIdx = recs[last].kv.version !== 0 ? last : -1;
+      const keepIdx = recs[last].version !== 0 ? last : -1;
       for (let j = 0; j <= last; j++) {
-        const { kv, sub } = recs[j];
+        const kv = recs[j];
+        const sub = kv.sub;
         if (kv.modRevision <= compactRev && keepNonEmpty && j !== keepIdx) continue;
         hdr.writeDoubleBE(kv.modRevision, 0);
         hdr.writeDoubleBE(sub, 8);
@@ -1079,21 +1083,20 @@ export class MvccStore implements WatcherHost {
           const modRevision = r.uint();
           const sub = r.uint();
           const version = r.uint();
-          let kv: KeyValue;
+          if (modRevision > rev || (j > 0 && modRevision < recs[j - 1].modRevision)) throw corruptSnapshot();
+          // at the compact revision the history keeps no prevKv (as after applyCompaction)
+          const prev = j > 0 && modRevision > histBase && recs[j - 1].version !== 0 ? recs[j - 1] : undefined;
+          let rec: Rec;
           if (version === 0) {
-            kv = { key, createRevision: 0, modRevision, version: 0, value: EMPTY, lease: 0n };
+            rec = { key, createRevision: 0, modRevision, version: 0, value: EMPTY, lease: 0n, type: EventType.DELETE, prevKv: prev, ks, sub };
           } else {
             const createRevision = r.uint();
             const lease = r.i64();
             const value = s.arena.copy(r.bytes());
-            kv = { key, createRevision, modRevision, version, value, lease };
+            rec = { key, createRevision, modRevision, version, value, lease, type: EventType.PUT, prevKv: prev, ks, sub };
           }
-          if (modRevision > rev || (j > 0 && modRevision < recs[j - 1].kv.modRevision)) throw corruptSnapshot();
-          // at the compact revision the history keeps no prevKv (as after applyCompaction)
-          const prev = j > 0 && modRevision > histBase && recs[j - 1].kv.version !== 0 ? recs[j - 1].kv : undefined;
-          const rec: Rec = { type: version === 0 ? EventType.DELETE : EventType.PUT, kv, prevKv: prev, ks, sub };
           recs[j] = rec;
-          s.size += recSize(kv);
+          s.size += recSize(rec);
           if (modRevision >= histBase) {
             perRevision[modRevision - histBase]++;
             history.push(rec);
@@ -1102,7 +1105,7 @@ export class MvccStore implements WatcherHost {
         left -= end - current.done;
         current.done = end;
         if (end < n) break;
-        const last = recs[n - 1].kv;
+        const last = recs[n - 1];
         if (last.version !== 0 && last.lease !== 0n) s.leases.get(last.lease)?.keys.add(ks);
         s.tree.set(ks, { key, ks, recs });
         current = undefined;
@@ -1117,7 +1120,7 @@ export class MvccStore implements WatcherHost {
       for (let i = 0; i < perRevision.length; i++) starts[i + 1] = starts[i] + perRevision[i];
       const next = Uint32Array.from(starts.slice(0, -1));
       const events = new Array<Rec>(history.length);
-      for (const rec of history) events[next[rec.kv.modRevision - s.histBase]++] = rec;
+      for (const rec of history) events[next[rec.modRevision - s.histBase]++] = rec;
       // within a revision (a txn's changes), in sub-revision order
       for (let i = 0; i < perRevision.length; i++) {
         if (perRevision[i] > 1) {
@@ -1149,7 +1152,7 @@ function byExpiry(a: LeaseState, b: LeaseState): number {
 /** fast path for reads at the newest revision: the last rec, unless it is newer than rev (in-flight txn). */
 function liveLatestAtOrBelow(idx: KeyIdx, rev: number): KeyValue | undefined {
   const recs = idx.recs;
-  const kv = recs[recs.length - 1].kv;
+  const kv = recs[recs.length - 1];
   if (kv.modRevision <= rev) return kv.version === 0 ? undefined : kv;
   return liveAt(idx, rev);
 }
