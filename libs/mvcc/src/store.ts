@@ -866,14 +866,20 @@ export class MvccStore implements WatcherHost {
   private deliverLive(rev: number, events: Rec[]): void {
     if (this.syncedCount === 0) return;
     const per = new Map<WatcherImpl, Event[]>();
+    // the event's copies (toEvent) are made for the first watcher that gets it and shared by the others
+    let kv: KeyValue | undefined;
+    let prevKv: KeyValue | undefined;
     const add = (w: WatcherImpl, e: Rec) => {
       if (rev < w.nextRev || !this.wants(w, e)) return;
       let list = per.get(w);
       if (!list) per.set(w, (list = []));
-      list.push(this.toEvent(w, e));
+      kv ??= copyKv(e);
+      if (w.prevKv && e.prevKv) list.push({ type: e.type, kv, prevKv: (prevKv ??= copyKv(e.prevKv)) });
+      else list.push({ type: e.type, kv });
     };
     const hasRange = this.syncedRange.size > 0;
     for (const e of events) {
+      kv = prevKv = undefined;
       const set = this.syncedSingle.get(e.ks);
       if (set) for (const w of set) add(w, e);
       if (hasRange) for (const w of this.syncedRange) if (w.matches(e.ks)) add(w, e);
