@@ -170,8 +170,7 @@ async function measure(endpoints: string[], pids: Array<number | undefined>, con
   const clientCpuUsPerOp = (clientCpu.user + clientCpu.system) / latencies.length;
   for (const c of clients) c.close();
   latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))];
-  return { opsPerSec: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), ops: latencies.length, cpuUsPerOp, clientCpuUsPerOp, latencies };
+  return { opsPerSec: latencies.length / elapsed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), ops: latencies.length, cpuUsPerOp, clientCpuUsPerOp, latencies };
 }
 
 const allWorkloads: { name: string; concurrency: number; op: (c: Record<string, Unary>, i: number) => Promise<unknown> }[] = [
@@ -243,10 +242,14 @@ async function main(): Promise<void> {
   }
 }
 
+/** The value at fraction p of sorted values. */
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
+
 /** The 99th percentile of every operation of every round together. */
 function pooledP99(rs: Result[]): number {
-  const all = rs.flatMap((r) => r.latencies).sort((a, b) => a - b);
-  return all[Math.min(all.length - 1, Math.floor(all.length * 0.99))];
+  return percentile(rs.flatMap((r) => r.latencies).sort((a, b) => a - b), 0.99);
 }
 
 main().then(() => process.exit(0), (err) => {

@@ -824,9 +824,13 @@ export class MvccStore implements WatcherHost {
     }
   }
 
-  private toEvent(w: WatcherImpl, e: Rec): Event {
-    // copies: a revision record carries the store's own fields beside the KeyValue ones
-    return w.prevKv && e.prevKv ? { type: e.type, kv: copyKv(e), prevKv: copyKv(e.prevKv) } : { type: e.type, kv: copyKv(e) };
+  /**
+   * w's event for e, with copies (a revision record carries the store's own fields beside the KeyValue ones);
+   * `shared` keeps them for the other watchers that get the same event.
+   */
+  private toEvent(w: WatcherImpl, e: Rec, shared: { kv?: KeyValue; prevKv?: KeyValue } = {}): Event {
+    const kv = (shared.kv ??= copyKv(e));
+    return w.prevKv && e.prevKv ? { type: e.type, kv, prevKv: (shared.prevKv ??= copyKv(e.prevKv)) } : { type: e.type, kv };
   }
 
   private wants(w: WatcherImpl, e: Rec): boolean {
@@ -866,20 +870,16 @@ export class MvccStore implements WatcherHost {
   private deliverLive(rev: number, events: Rec[]): void {
     if (this.syncedCount === 0) return;
     const per = new Map<WatcherImpl, Event[]>();
-    // the event's copies (toEvent) are made for the first watcher that gets it and shared by the others
-    let kv: KeyValue | undefined;
-    let prevKv: KeyValue | undefined;
+    let shared = {}; // an event's copies, made for its first watcher and shared by the others
     const add = (w: WatcherImpl, e: Rec) => {
       if (rev < w.nextRev || !this.wants(w, e)) return;
       let list = per.get(w);
       if (!list) per.set(w, (list = []));
-      kv ??= copyKv(e);
-      if (w.prevKv && e.prevKv) list.push({ type: e.type, kv, prevKv: (prevKv ??= copyKv(e.prevKv)) });
-      else list.push({ type: e.type, kv });
+      list.push(this.toEvent(w, e, shared));
     };
     const hasRange = this.syncedRange.size > 0;
     for (const e of events) {
-      kv = prevKv = undefined;
+      shared = {};
       const set = this.syncedSingle.get(e.ks);
       if (set) for (const w of set) add(w, e);
       if (hasRange) for (const w of this.syncedRange) if (w.matches(e.ks)) add(w, e);
