@@ -1,4 +1,4 @@
-import { ByteArena } from './arena';
+import { ByteArena, spanLength, spanView } from './arena';
 import { MvccStore, type PutResponse } from './index';
 import { b, newStore, s } from './test-util';
 
@@ -32,6 +32,32 @@ describe('ByteArena', () => {
   });
 });
 
+describe('ByteArena spans', () => {
+  it('keeps a value as a span of a chunk, read back as a view of that chunk', () => {
+    const arena = new ByteArena(1024);
+    const spans = [Buffer.from('first'), Buffer.alloc(0), Buffer.alloc(200, 7), Buffer.alloc(600, 9)].map((src) => {
+      const span = arena.keep(src);
+      return { src: Buffer.from(src), chunk: arena.held, span };
+    });
+    const [small, empty, packed, big] = spans;
+    expect(packed.chunk).toBe(small.chunk); // packed side by side in one chunk
+    expect(big.chunk).not.toBe(small.chunk); // over a quarter chunk: memory of its own
+    for (const { src, chunk, span } of spans) {
+      expect(spanView(chunk, span).equals(src)).toBe(true);
+      expect(spanLength(chunk, span)).toBe(src.length);
+    }
+    expect(spanView(empty.chunk, empty.span).length).toBe(0);
+    // the packed value sits after the first, not over it
+    expect(spanView(small.chunk, small.span).toString()).toBe('first');
+    expect(spanView(packed.chunk, packed.span).byteOffset).toBe(small.chunk.byteOffset + 5);
+  });
+
+  it('refuses chunks too big for a span to address', () => {
+    expect(() => new ByteArena(1 << 16)).toThrow(RangeError);
+    expect(() => new ByteArena(1 << 15)).not.toThrow();
+  });
+});
+
 describe('what the store keeps', () => {
   const put = (st: MvccStore, k: string, v: string) => st.apply({ put: { key: b(k), value: b(v) } }) as PutResponse;
 
@@ -51,4 +77,20 @@ describe('what the store keeps', () => {
     expect(s(again.value)).toBe('v1');
     expect(again.value.buffer).not.toBe(pooledAfter.buffer);
   });
+
+  it('holds one heap object per revision: the value stays in the arena, not in a view of its own', () => {
+    const { store } = newStore();
+    for (let i = 0; i < 50; i++) put(store, 'k', `value-${i}`);
+    type Held = { recs: object[] };
+    const recs = (store as unknown as { tree: { get(k: string): Held | undefined } }).tree.get('k')!.recs;
+    expect(recs).toHaveLength(50);
+    for (const [i, rec] of recs.entries()) {
+      // the value is read through a getter from the arena chunk; no Buffer view of it is kept per revision
+      expect(Object.keys(rec)).not.toContain('value');
+      expect(Object.values(rec).filter((v) => Buffer.isBuffer(v) && v.length === `value-${i}`.length)).toEqual([]);
+      expect(s((rec as { value: Buffer }).value)).toBe(`value-${i}`);
+    }
+    expect(store.range({ key: b('k'), revision: 10 }).kvs.map((kv) => s(kv.value))).toEqual(['value-8']);
+  });
 });
+

@@ -5,7 +5,7 @@ import BTree from 'sorted-btree';
 import { constants as bufferConstants } from 'node:buffer';
 import { crc32 } from 'node:zlib';
 import { Errors } from '@nestcd/errors';
-import { ByteArena } from './arena';
+import { ByteArena, spanLength, spanView } from './arena';
 import { Reader, Writer, corruptSnapshot } from './codec';
 import {
   type Command,
@@ -71,15 +71,47 @@ interface KeyIdx {
 }
 /**
  * One revision of one key: its KeyValue, which is also its event in the history. The key's revision list and the
- * history share the object (one long-lived heap object per revision: major GC time grows with their number), and
- * reads and watch events get copies. version === 0 marks a tombstone (then the DELETE event's kv); prevKv is the
- * key's previous live revision.
+ * history share the object, and it is the only heap object a revision has (major GC time grows with their number):
+ * its value stays in the arena as a span, read through the `value` getter, and its event type is its version's
+ * (0 marks a tombstone, the DELETE event's kv). Reads and watch events get copies. prevKv is the key's previous
+ * live revision.
  */
-interface Rec extends KeyValue {
-  type: EventType;
-  prevKv: KeyValue | undefined;
-  ks: string;
-  sub: number;
+class Rec implements KeyValue {
+  constructor(
+    readonly key: Buffer,
+    /** the tree's key string, shared by this key's records */
+    readonly ks: string,
+    readonly createRevision: number,
+    readonly modRevision: number,
+    readonly sub: number,
+    readonly version: number,
+    readonly lease: bigint,
+    public prevKv: Rec | undefined,
+    /** the arena chunk and span of the value */
+    private readonly chunk: Buffer,
+    private readonly span: number,
+  ) {}
+
+  get value(): Buffer {
+    return spanView(this.chunk, this.span);
+  }
+
+  get valueLength(): number {
+    return spanLength(this.chunk, this.span);
+  }
+
+  get type(): EventType {
+    return this.version === 0 ? EventType.DELETE : EventType.PUT;
+  }
+
+  /** a revision with the same value as this one (put with ignore_value) */
+  static withValueOf(r: Rec, key: Buffer, ks: string, createRevision: number, modRevision: number, sub: number, version: number, lease: bigint, prevKv: Rec | undefined): Rec {
+    return new Rec(key, ks, createRevision, modRevision, sub, version, lease, prevKv, r.chunk, r.span);
+  }
+
+  static tombstone(key: Buffer, ks: string, modRevision: number, sub: number, prevKv: Rec | undefined): Rec {
+    return new Rec(key, ks, 0, modRevision, sub, 0, 0n, prevKv, EMPTY, 0);
+  }
 }
 interface LeaseState {
   id: bigint;
@@ -100,7 +132,7 @@ class WriteCtx {
   }
 }
 
-const recSize = (kv: KeyValue): number => kv.key.length + kv.value.length + REC_OVERHEAD;
+const recSize = (r: Rec): number => r.key.length + r.valueLength + REC_OVERHEAD;
 
 const copyKv = (kv: KeyValue, keysOnly = false): KeyValue => ({
   key: kv.key,
@@ -127,14 +159,14 @@ function lastAtOrBelow(recs: Rec[], rev: number): number {
   return lo;
 }
 
-function liveAt(idx: KeyIdx, rev: number): KeyValue | undefined {
+function liveAt(idx: KeyIdx, rev: number): Rec | undefined {
   const i = lastAtOrBelow(idx.recs, rev);
   if (i < 0) return undefined;
   const kv = idx.recs[i];
   return kv.version === 0 ? undefined : kv;
 }
 
-function liveLatest(idx: KeyIdx | undefined): KeyValue | undefined {
+function liveLatest(idx: KeyIdx | undefined): Rec | undefined {
   if (!idx || idx.recs.length === 0) return undefined;
   const kv = idx.recs[idx.recs.length - 1];
   return kv.version === 0 ? undefined : kv;
@@ -473,21 +505,16 @@ export class MvccStore implements WatcherHost {
     let idx = this.tree.get(ks);
     if (idx) ks = idx.ks;
     const prev = liveLatest(idx);
-    const value = p.ignoreValue ? prev!.value : this.arena.copy(p.value ?? EMPTY);
     const lease = p.ignoreLease ? prev!.lease : (p.lease ?? 0n);
     const key = idx ? idx.key : this.arena.copyLatin1(ks);
-    const rec: Rec = {
-      key,
-      createRevision: prev ? prev.createRevision : ctx.rev,
-      modRevision: ctx.rev,
-      version: prev ? prev.version + 1 : 1,
-      value,
-      lease,
-      type: EventType.PUT,
-      prevKv: prev,
-      ks,
-      sub: ctx.sub++,
-    };
+    const createRevision = prev ? prev.createRevision : ctx.rev;
+    const version = prev ? prev.version + 1 : 1;
+    let rec: Rec;
+    if (p.ignoreValue) rec = Rec.withValueOf(prev!, key, ks, createRevision, ctx.rev, ctx.sub++, version, lease, prev);
+    else {
+      const span = this.arena.keep(p.value ?? EMPTY);
+      rec = new Rec(key, ks, createRevision, ctx.rev, ctx.sub++, version, lease, prev, this.arena.held, span);
+    }
     if (idx) idx.recs.push(rec);
     // a one-element literal is sized exactly; [] and push() would reserve 17 slots (about 130 bytes more per key)
     else this.tree.set(ks, { key, ks, recs: [rec] });
@@ -503,7 +530,7 @@ export class MvccStore implements WatcherHost {
   private deleteKey(ctx: WriteCtx, ks: string, idx: KeyIdx): KeyValue | undefined {
     const prev = liveLatest(idx);
     if (!prev) return undefined;
-    const rec: Rec = { key: idx.key, createRevision: 0, modRevision: ctx.rev, version: 0, value: EMPTY, lease: 0n, type: EventType.DELETE, prevKv: prev, ks, sub: ctx.sub++ };
+    const rec = Rec.tombstone(idx.key, ks, ctx.rev, ctx.sub++, prev);
     idx.recs.push(rec);
     ctx.bytes += recSize(rec);
     if (prev.lease !== 0n) this.leases.get(prev.lease)?.keys.delete(ks);
@@ -1094,12 +1121,12 @@ export class MvccStore implements WatcherHost {
           const prev = j > 0 && modRevision > histBase && recs[j - 1].version !== 0 ? recs[j - 1] : undefined;
           let rec: Rec;
           if (version === 0) {
-            rec = { key, createRevision: 0, modRevision, version: 0, value: EMPTY, lease: 0n, type: EventType.DELETE, prevKv: prev, ks, sub };
+            rec = Rec.tombstone(key, ks, modRevision, sub, prev);
           } else {
             const createRevision = r.uint();
             const lease = r.i64();
-            const value = s.arena.copy(r.bytes());
-            rec = { key, createRevision, modRevision, version, value, lease, type: EventType.PUT, prevKv: prev, ks, sub };
+            const span = s.arena.keep(r.bytes());
+            rec = new Rec(key, ks, createRevision, modRevision, sub, version, lease, prev, s.arena.held, span);
           }
           recs[j] = rec;
           s.size += recSize(rec);
@@ -1156,7 +1183,7 @@ function byExpiry(a: LeaseState, b: LeaseState): number {
 }
 
 /** fast path for reads at the newest revision: the last rec, unless it is newer than rev (in-flight txn). */
-function liveLatestAtOrBelow(idx: KeyIdx, rev: number): KeyValue | undefined {
+function liveLatestAtOrBelow(idx: KeyIdx, rev: number): Rec | undefined {
   const recs = idx.recs;
   const kv = recs[recs.length - 1];
   if (kv.modRevision <= rev) return kv.version === 0 ? undefined : kv;
