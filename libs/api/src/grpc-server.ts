@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import type { EtcdServer } from '@nestcd/server';
+import type { CallCount, EtcdServer } from '@nestcd/server';
 import { kvHandlers } from './kv.service';
 import { leaseHandlers } from './lease.service';
 import { clusterHandlers, maintenanceHandlers } from './maintenance.service';
@@ -37,15 +37,15 @@ function countedHandlers(server: EtcdServer, service: string, definition: grpc.S
   for (const [method, handler] of Object.entries(handlers)) {
     const def = definition[method];
     const type = !def ? 'unary' : def.requestStream && def.responseStream ? 'bidi_stream' : def.responseStream ? 'server_stream' : def.requestStream ? 'client_stream' : 'unary';
-    // One labelled child per status code, looked up once: resolving the label set costs more than the increment.
-    const byCode = new Map<number, { inc(): void }>();
+    // One count per status code, looked up once (see ServerMetrics.handledCount).
+    const byCode = new Map<number, CallCount>();
     const count = (code: number) => {
-      let child = byCode.get(code);
-      if (!child) {
-        child = server.metrics.grpcHandled.labels({ grpc_type: type, grpc_service: service, grpc_method: method, grpc_code: CODE_NAMES[code] ?? 'Unknown' });
-        byCode.set(code, child);
+      let counted = byCode.get(code);
+      if (!counted) {
+        counted = server.metrics.handledCount({ grpc_type: type, grpc_service: service, grpc_method: method, grpc_code: CODE_NAMES[code] ?? 'Unknown' });
+        byCode.set(code, counted);
       }
-      child.inc();
+      counted.n++;
     };
     if (type === 'unary') {
       out[method] = ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>

@@ -189,9 +189,8 @@ export class EtcdServer {
     return this.store.range(req);
   }
 
-  async put(req: PutRequest): Promise<PutResponse> {
-    await this.checkQuota(req.key.length + req.value.length);
-    return this.propose({ put: req }) as Promise<PutResponse>;
+  put(req: PutRequest): Promise<PutResponse> {
+    return (this.quotaRefusal(req.key.length + req.value.length) ?? this.propose({ put: req })) as Promise<PutResponse>;
   }
 
   deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
@@ -205,7 +204,7 @@ export class EtcdServer {
       await this.proposer.readBarrier();
       return this.store.apply({ txn: req }) as TxnResponse;
     }
-    await this.checkQuota(txnPutBytes(req));
+    await this.quotaRefusal(txnPutBytes(req));
     return this.propose({ txn: req }) as Promise<TxnResponse>;
   }
 
@@ -217,7 +216,7 @@ export class EtcdServer {
 
   async leaseGrant(ttl: number, id: bigint): Promise<LeaseGrantResponse> {
     if (ttl > MAX_LEASE_TTL) throw Errors.leaseTTLTooLarge();
-    await this.checkQuota(LEASE_COST_BYTES);
+    await this.quotaRefusal(LEASE_COST_BYTES);
     return this.propose({ leaseGrant: { id: id === 0n ? this.ids.nextId() : id, ttl } }) as Promise<LeaseGrantResponse>;
   }
 
@@ -500,14 +499,19 @@ export class EtcdServer {
   }
 
   /** etcd's quota: a write that would take the db past --quota-backend-bytes raises NOSPACE and is refused. */
-  private async checkQuota(cost: number): Promise<void> {
-    if (this.state.hasAlarm(AlarmType.NOSPACE)) throw Errors.noSpace();
+  /**
+   * undefined when `cost` more bytes fit the quota, else the refusal (raising the NOSPACE alarm first). Not async:
+   * a write within the quota, nearly every one, goes on without a promise and a turn of its own.
+   */
+  private quotaRefusal(cost: number): Promise<never> | undefined {
+    if (this.state.hasAlarm(AlarmType.NOSPACE)) return Promise.reject(Errors.noSpace());
     this.allocatedBytes = Math.max(this.allocatedBytes, this.dbSizeInUse());
-    if (this.allocatedBytes + cost <= this.quotaBytes) return;
-    await this.alarm(AlarmAction.ACTIVATE, this.memberId, AlarmType.NOSPACE).catch(() => undefined);
-    throw Errors.noSpace();
+    if (this.allocatedBytes + cost <= this.quotaBytes) return undefined;
+    return this.alarm(AlarmAction.ACTIVATE, this.memberId, AlarmType.NOSPACE).then(
+      () => Promise.reject(Errors.noSpace()),
+      () => Promise.reject(Errors.noSpace()),
+    );
   }
-
   /**
    * The member's replicated state as one blob (what `etcdctl snapshot save` downloads), as it is at the call;
    * encoded a step per turn of the event loop, so a large keyspace does not stall the member.
@@ -524,9 +528,14 @@ export class EtcdServer {
     return this.store.hashKV(revision);
   }
 
-  private async propose(cmd: Command): Promise<CommandResult> {
-    this.ensureRunning();
-    return (await this.proposer.propose(EntryKind.Mvcc, encodeCommand(cmd))) as CommandResult;
+  /** Not async, for the same reason as quotaRefusal; a failure still arrives as a rejection. */
+  private propose(cmd: Command): Promise<CommandResult> {
+    try {
+      this.ensureRunning();
+      return this.proposer.propose(EntryKind.Mvcc, encodeCommand(cmd)) as Promise<CommandResult>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   private ensureRunning(): void {

@@ -8,6 +8,7 @@ export type { RaftMemberOptions, RaftPersistence, RaftTransport, RestoreSteps, S
 export { AlarmAction, AlarmType, EntryKind, MemberState } from './member-state';
 export type { AlarmMember } from './member-state';
 export { ServerMetrics } from './metrics';
+export type { CallCount } from './metrics';
 export { nestcdSnapshotStatus, restoreSnapshot } from './restore';
 export type { RestoreProgress } from './restore';
 export { ClusterRaftMember } from './cluster-member';
