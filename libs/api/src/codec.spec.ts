@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { headerOut, putRequestIn, putRequestSize, requestSize, toBigInt } from './codec';
+import { headerOut, kvOut, putRequestIn, putRequestSize, putResponseOut, putResponseSerializer, requestSize, toBigInt } from './codec';
 import { serviceDefinition } from './proto';
 import { messageType, toProtoJson } from './gateway/proto-json';
 
@@ -45,6 +45,36 @@ describe('codec hot paths', () => {
         cluster_id: '18446744073709551615', member_id: '12', revision: '1', raft_term: '2',
       });
       expect(toProtoJson(type, headerOut({ clusterId: 0n, memberId: 0n, revision: 5, raftTerm: 0 }))).toEqual({ revision: '5' });
+    });
+  });
+
+  describe('the hand-written PutResponse encoder', () => {
+    const general = serviceDefinition('KV').Put.responseSerialize as (value: unknown) => Buffer;
+    const serialize = putResponseSerializer(general);
+    const u64 = fc.oneof(fc.constantFrom(0n, 1n, 127n, 128n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 63n, 2n ** 64n - 1n), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }));
+    const count = fc.oneof(fc.constantFrom(0, 1, 127, 128, 2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER), fc.nat(), fc.maxSafeNat());
+
+    it('writes the same bytes as protobufjs for every header', () => {
+      fc.assert(
+        fc.property(u64, u64, count, count, (clusterId, memberId, revision, raftTerm) => {
+          const value = putResponseOut({ revision }, headerOut({ clusterId, memberId, revision, raftTerm }));
+          expect(serialize(value).toString('hex')).toBe(general(value).toString('hex'));
+        }),
+        { numRuns: 2000 },
+      );
+    });
+
+    it('leaves a response with prev_kv, or a header it does not know, to protobufjs', () => {
+      const header = headerOut({ clusterId: 9n, memberId: 8n, revision: 5, raftTerm: 2 });
+      const prevKv = kvOut({ key: Buffer.from('k'), value: Buffer.from('v'), createRevision: 2, modRevision: 4, version: 3, lease: 0n });
+      const withPrev = putResponseOut({ revision: 5, prevKv: { key: Buffer.from('k'), value: Buffer.from('v'), createRevision: 2, modRevision: 4, version: 3, lease: 0n } }, header);
+      expect(withPrev.prevKv).toEqual(prevKv);
+      expect(serialize(withPrev).equals(general(withPrev))).toBe(true);
+      const PutResponse = messageType('PutResponse');
+      const decoded = PutResponse.toObject(PutResponse.decode(serialize(withPrev)), { longs: String }) as { prev_kv: { value: Buffer } };
+      expect(decoded.prev_kv.value.toString()).toBe('v');
+      const stringIds = { header: { ...header, clusterId: '9', memberId: '8' }, prevKv: null };
+      expect(serialize(stringIds).equals(general(stringIds))).toBe(true);
     });
   });
 });

@@ -184,3 +184,77 @@ export function txnResponseOut(r: TxnResponse, header: PbHeader): object {
   const inner = { revision: header.revision } as PbHeader;
   return { header, succeeded: r.succeeded, responses: r.responses.map((op) => responseOpOut(op, inner)) };
 }
+
+/**
+ * The usual PutResponse, a header and no prev_kv, encoded by hand into one exact-size Buffer: the same bytes as
+ * protobufjs writes (every header field, zeros included, in field order), without its writer, its Long
+ * conversions and its intermediate objects, a kilobyte of garbage per put. Anything else goes to `general`.
+ */
+export function putResponseSerializer(general: (value: unknown) => Buffer): (value: unknown) => Buffer {
+  return (value) => {
+    const v = value as { header?: PbHeader; prevKv?: unknown };
+    const h = v.header;
+    if (v.prevKv != null || !h || !isLong(h.clusterId) || !isLong(h.memberId) || !isSafeCount(h.revision) || !isSafeCount(h.raftTerm)) {
+      return general(value);
+    }
+    const headerLength = 4 + longVarintLength(h.clusterId) + longVarintLength(h.memberId) + numberVarintLength(h.revision) + numberVarintLength(h.raftTerm);
+    const out = Buffer.allocUnsafe(2 + headerLength);
+    out[0] = 0x0a; // field 1 (header), length-delimited
+    out[1] = headerLength; // under 128: four tags and four varints of at most 10 bytes
+    let at = 2;
+    out[at++] = 0x08; // cluster_id
+    at = writeLongVarint(out, at, h.clusterId);
+    out[at++] = 0x10; // member_id
+    at = writeLongVarint(out, at, h.memberId);
+    out[at++] = 0x18; // revision
+    at = writeNumberVarint(out, at, h.revision);
+    out[at++] = 0x20; // raft_term
+    writeNumberVarint(out, at, h.raftTerm);
+    return out;
+  };
+}
+
+const isLong = (x: unknown): x is protobuf.Long => typeof x === 'object' && x !== null && typeof (x as protobuf.Long).low === 'number' && typeof (x as protobuf.Long).high === 'number';
+const isSafeCount = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+
+function longVarintLength(l: protobuf.Long): number {
+  let lo = l.low >>> 0;
+  let hi = l.high >>> 0;
+  let n = 1;
+  while (hi !== 0 || lo > 0x7f) {
+    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+    hi >>>= 7;
+    n++;
+  }
+  return n;
+}
+
+function writeLongVarint(out: Buffer, at: number, l: protobuf.Long): number {
+  let lo = l.low >>> 0;
+  let hi = l.high >>> 0;
+  while (hi !== 0 || lo > 0x7f) {
+    out[at++] = (lo & 0x7f) | 0x80;
+    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+    hi >>>= 7;
+  }
+  out[at++] = lo;
+  return at;
+}
+
+function numberVarintLength(x: number): number {
+  let n = 1;
+  while (x > 0x7f) {
+    x = Math.floor(x / 128);
+    n++;
+  }
+  return n;
+}
+
+function writeNumberVarint(out: Buffer, at: number, x: number): number {
+  while (x > 0x7f) {
+    out[at++] = (x % 128) | 0x80;
+    x = Math.floor(x / 128);
+  }
+  out[at++] = x;
+  return at;
+}

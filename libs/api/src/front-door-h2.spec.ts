@@ -219,6 +219,18 @@ describe('H2RequestRewriter', () => {
     expect(seen).toEqual([':authority http://h:1 -> h:1']);
   });
 
+  it('repairs an authority each time it is sent, also as an index into the dynamic table', () => {
+    const e = new TestEncoder();
+    const first = e.encode(request('http://h:1'));
+    const again = e.encode(request('http://h:1')); // every field now an index: the rewrite must not have changed the table
+    expect(again.length).toBeLessThan(first.length / 4);
+    const input = Buffer.concat([H2_PREFACE, frame(FrameType.HEADERS, FrameFlag.END_HEADERS, 1, first), frame(FrameType.HEADERS, FrameFlag.END_HEADERS, 3, again)]);
+    const seen: string[] = [];
+    const { blocks } = parseServerSide(rewriteInPieces(input, [], { onRewrite: (n, from, to) => seen.push(`${n} ${from} -> ${to}`) }));
+    expect(blocks.map((b) => pairs(b).find(([n]) => n === ':authority'))).toEqual([[':authority', 'h:1'], [':authority', 'h:1']]);
+    expect(seen).toEqual([':authority http://h:1 -> h:1', ':authority http://h:1 -> h:1']);
+  });
+
   it('repairs host as well, and leaves valid authorities alone', () => {
     const e = new TestEncoder();
     const block1 = e.encode(request('127.0.0.1:2379', [['host', 'unix:///tmp/sock']]));

@@ -283,12 +283,13 @@ export class H2RequestRewriter {
     this.blockParts = [];
     this.blockBytes = 0;
     const fields = this.decoder.decode(block);
-    for (const f of fields) {
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i];
       if (f.name === ':authority' || f.name === 'host') {
         if (!isValidAuthority(f.value)) {
           const fixed = normalizeAuthority(f.value, this.opts.fallbackAuthority);
           this.opts.onRewrite?.(f.name, f.value, fixed);
-          f.value = fixed;
+          fields[i] = { ...f, value: fixed }; // decoded fields are shared with the decoder's table
         }
       }
     }

@@ -6,6 +6,8 @@
  * Header names and values are carried as latin1 strings: one char per octet, so decode/encode is lossless.
  */
 
+const EMPTY_BLOCK = Buffer.alloc(0);
+
 export class HpackError extends Error {
   override readonly name = 'HpackError';
 }
@@ -97,13 +99,19 @@ const HUFFMAN_TREE: Int32Array = (() => {
   return tree;
 })();
 
-export function huffmanDecode(src: Buffer): string {
-  const out = Buffer.allocUnsafe(Math.ceil((src.length * 8) / 5)); // shortest code is 5 bits
+/** where huffmanDecode writes the octets before they become a string (decoding is synchronous: one is enough) */
+let huffmanScratch = Buffer.allocUnsafeSlow(1024);
+
+/** The string Huffman-coded in src[start, end). */
+export function huffmanDecode(src: Buffer, start = 0, end = src.length): string {
+  const room = Math.ceil(((end - start) * 8) / 5); // shortest code is 5 bits
+  if (huffmanScratch.length < room) huffmanScratch = Buffer.allocUnsafeSlow(room);
+  const out = huffmanScratch;
   let n = 0;
   let node = 0;
   let pendingBits = 0; // bits read since the last complete symbol
   let pendingAllOnes = true;
-  for (let i = 0; i < src.length; i++) {
+  for (let i = start; i < end; i++) {
     const byte = src[i];
     for (let b = 7; b >= 0; b--) {
       const bit = (byte >> b) & 1;
@@ -199,18 +207,24 @@ export function encodeStateless(fields: readonly HeaderField[]): Buffer {
   return Buffer.from(out);
 }
 
-interface TableEntry {
-  name: string;
-  value: string;
-}
+/**
+ * A decoded field. The decoder hands out the same object for every use of a table entry (a gRPC client sends
+ * most of its headers as table indexes), so fields are read-only: replace one, never change it.
+ */
+export type DecodedField = Readonly<HeaderField>;
+
+const STATIC_FIELDS: readonly DecodedField[] = STATIC_TABLE.map(([name, value]) => ({ name, value }));
 
 /** A decoder whose dynamic table mirrors the peer encoder's; feed it every header block of a connection, in order. */
 export class HpackDecoder {
   /** Oldest first: dynamic index 1 is the last element. */
-  private readonly entries: TableEntry[] = [];
+  private readonly entries: DecodedField[] = [];
   private head = 0; // entries[head..] are live; evicted ones are dropped lazily
   private size = 0;
   private maxSize: number;
+  // the block being decoded, and where in it: fields rather than closures, so a decode allocates only its output
+  private block: Buffer = EMPTY_BLOCK;
+  private pos = 0;
 
   /**
    * @param sizeLimit the SETTINGS_HEADER_TABLE_SIZE the decoder side allows: the initial table size and the
@@ -228,69 +242,43 @@ export class HpackDecoder {
     return this.entries.length - this.head;
   }
 
-  decode(block: Buffer): HeaderField[] {
-    const fields: HeaderField[] = [];
-    let pos = 0;
+  decode(block: Buffer): DecodedField[] {
+    this.block = block;
+    this.pos = 0;
+    try {
+      return this.decodeFields();
+    } finally {
+      this.block = EMPTY_BLOCK;
+    }
+  }
+
+  private decodeFields(): DecodedField[] {
+    const block = this.block;
+    const fields: DecodedField[] = [];
     let sizeUpdateAllowed = true; // only at the start of a block (RFC 7541 §4.2)
-
-    const readInt = (prefixBits: number): number => {
-      const max = (1 << prefixBits) - 1;
-      let value = block[pos++] & max;
-      if (value < max) return value;
-      let shift = 1;
-      for (;;) {
-        if (pos >= block.length) throw new HpackError('truncated integer');
-        const b = block[pos++];
-        value += (b & 0x7f) * shift;
-        if (value > 0x7fffffff) throw new HpackError('integer overflow');
-        if ((b & 0x80) === 0) return value;
-        shift *= 128;
-      }
-    };
-    const readString = (): string => {
-      if (pos >= block.length) throw new HpackError('truncated string');
-      const huffman = (block[pos] & 0x80) !== 0;
-      const len = readInt(7);
-      if (len > block.length - pos) throw new HpackError('string longer than header block');
-      const raw = block.subarray(pos, pos + len);
-      pos += len;
-      return huffman ? huffmanDecode(raw) : raw.toString('latin1');
-    };
-    const lookup = (index: number): TableEntry => {
-      if (index === 0) throw new HpackError('index 0');
-      if (index <= STATIC_TABLE.length) {
-        const [name, value] = STATIC_TABLE[index - 1];
-        return { name, value };
-      }
-      const d = index - STATIC_TABLE.length;
-      if (d > this.entries.length - this.head) throw new HpackError(`index ${index} beyond the dynamic table`);
-      return this.entries[this.entries.length - d];
-    };
-
-    while (pos < block.length) {
-      const b = block[pos];
+    while (this.pos < block.length) {
+      const b = block[this.pos];
       if (b & 0x80) {
-        const e = lookup(readInt(7));
-        fields.push({ name: e.name, value: e.value });
+        fields.push(this.lookup(this.readInt(7)));
         sizeUpdateAllowed = false;
       } else if (b & 0x40) {
-        const index = readInt(6);
-        const name = index === 0 ? readString() : lookup(index).name;
-        const value = readString();
-        fields.push({ name, value });
-        this.add(name, value);
+        const index = this.readInt(6);
+        const name = index === 0 ? this.readString() : this.lookup(index).name;
+        const field = { name, value: this.readString() };
+        fields.push(field);
+        this.add(field);
         sizeUpdateAllowed = false;
       } else if (b & 0x20) {
-        const size = readInt(5);
+        const size = this.readInt(5);
         if (!sizeUpdateAllowed) throw new HpackError('dynamic table size update after a header field');
         if (size > this.sizeLimit) throw new HpackError(`dynamic table size ${size} over the limit ${this.sizeLimit}`);
         this.maxSize = size;
         this.evict(0);
       } else {
         const neverIndex = (b & 0x10) !== 0;
-        const index = readInt(4);
-        const name = index === 0 ? readString() : lookup(index).name;
-        const value = readString();
+        const index = this.readInt(4);
+        const name = index === 0 ? this.readString() : this.lookup(index).name;
+        const value = this.readString();
         fields.push(neverIndex ? { name, value, neverIndex } : { name, value });
         sizeUpdateAllowed = false;
       }
@@ -298,8 +286,43 @@ export class HpackDecoder {
     return fields;
   }
 
-  private add(name: string, value: string): void {
-    const entrySize = name.length + value.length + 32;
+  private readInt(prefixBits: number): number {
+    const block = this.block;
+    const max = (1 << prefixBits) - 1;
+    let value = block[this.pos++] & max;
+    if (value < max) return value;
+    let shift = 1;
+    for (;;) {
+      if (this.pos >= block.length) throw new HpackError('truncated integer');
+      const b = block[this.pos++];
+      value += (b & 0x7f) * shift;
+      if (value > 0x7fffffff) throw new HpackError('integer overflow');
+      if ((b & 0x80) === 0) return value;
+      shift *= 128;
+    }
+  }
+
+  private readString(): string {
+    const block = this.block;
+    if (this.pos >= block.length) throw new HpackError('truncated string');
+    const huffman = (block[this.pos] & 0x80) !== 0;
+    const len = this.readInt(7);
+    if (len > block.length - this.pos) throw new HpackError('string longer than header block');
+    const start = this.pos;
+    this.pos += len;
+    return huffman ? huffmanDecode(block, start, start + len) : block.toString('latin1', start, start + len);
+  }
+
+  private lookup(index: number): DecodedField {
+    if (index === 0) throw new HpackError('index 0');
+    if (index <= STATIC_FIELDS.length) return STATIC_FIELDS[index - 1];
+    const d = index - STATIC_FIELDS.length;
+    if (d > this.entries.length - this.head) throw new HpackError(`index ${index} beyond the dynamic table`);
+    return this.entries[this.entries.length - d];
+  }
+
+  private add(field: DecodedField): void {
+    const entrySize = field.name.length + field.value.length + 32;
     if (entrySize > this.maxSize) {
       this.entries.length = 0;
       this.head = 0;
@@ -307,7 +330,7 @@ export class HpackDecoder {
       return;
     }
     this.evict(entrySize);
-    this.entries.push({ name, value });
+    this.entries.push(field);
     this.size += entrySize;
   }
 

@@ -527,11 +527,12 @@ export class SplitConnection extends SocketStandIn {
       }
     }
     this.serverMaxStream = Math.max(this.serverMaxStream, stream);
-    for (const f of fields) {
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i];
       if ((f.name === ':authority' || f.name === 'host') && !isValidAuthority(f.value)) {
         const fixed = normalizeAuthority(f.value, this.opts.fallbackAuthority);
         this.trace(`front door: ${this.peer()}: ${f.name} ${JSON.stringify(f.value)} -> ${JSON.stringify(fixed)}`);
-        f.value = fixed;
+        fields[i] = { ...f, value: fixed }; // decoded fields are shared with the decoder's table
       }
     }
     toServer.push(...frameHeaderBlock(stream, encodeStateless(fields), endStream, priority));

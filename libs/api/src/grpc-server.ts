@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { CallCount, EtcdServer } from '@nestcd/server';
+import { putResponseSerializer } from './codec';
 import { kvHandlers } from './kv.service';
 import { leaseHandlers } from './lease.service';
 import { clusterHandlers, maintenanceHandlers } from './maintenance.service';
@@ -102,7 +103,7 @@ export class EtcdGrpcServer {
         const def = definition[method];
         fastMethods.set(def.path, {
           deserialize: def.requestDeserialize,
-          serialize: def.responseSerialize as (value: unknown) => Buffer,
+          serialize: method === 'Put' ? putResponseSerializer(def.responseSerialize) : (def.responseSerialize as (value: unknown) => Buffer),
           handler: implementation[method] as grpc.handleUnaryCall<unknown, unknown>,
         });
       }
