@@ -195,6 +195,14 @@ export function writeFullyNow(fh: FileHandle, buf: Uint8Array, position: number)
 }
 
 /**
+ * How much of a file writeFileAtomic lets the page cache hold before it flushes it (fdatasync). A snapshot of
+ * 50-130 MB written at once and then fsynced held the WAL's fdatasyncs on the same disk for 0.1-0.5 s (ext4
+ * flushes the other file's dirty data first), and every member snapshots at the same index: `etcdctl check perf`
+ * saw a 0.75 s request. Flushed a MiB at a time, the WAL waits a few milliseconds at most.
+ */
+export const WRITE_BACK_BYTES = 1 << 20;
+
+/**
  * Crash-safe file replacement: write `<file>.tmp`, fsync it, rename over `file`, fsync the directory.
  * A crash leaves either the old file (plus maybe a stray .tmp) or the complete new one.
  */
@@ -203,9 +211,19 @@ export async function writeFileAtomic(fs: FileSystem, file: string, data: Uint8A
   const fh = await fs.open(tmp, 'w', mode);
   try {
     let position = 0;
+    let unsynced = 0;
     for (const part of Array.isArray(data) ? data : [data]) {
-      await writeFully(fh, part, position);
-      position += part.byteLength;
+      for (let at = 0; at < part.byteLength; ) {
+        if (unsynced >= WRITE_BACK_BYTES) {
+          await fh.datasync();
+          unsynced = 0;
+        }
+        const n = Math.min(part.byteLength - at, WRITE_BACK_BYTES - unsynced);
+        await writeFully(fh, part.subarray(at, at + n), position);
+        at += n;
+        position += n;
+        unsynced += n;
+      }
     }
     await fh.sync();
   } finally {

@@ -1,7 +1,7 @@
 import * as nodeFs from 'node:fs';
 import * as path from 'node:path';
 import type { Snapshot } from '@nestcd/raft';
-import { FaultyFileSystem } from './fs';
+import { FaultyFileSystem, WRITE_BACK_BYTES } from './fs';
 import { SnapshotCorruptError, Snapshotter, decodeSnapshot, encodeSnapshot, snapshotName } from './snapshotter';
 import { rmDir, tmpDir } from './test-helpers';
 
@@ -31,6 +31,24 @@ describe('Snapshotter', () => {
     expect(ffs.stats.dirSyncs).toBe(1);
     const loaded = await s.loadNewest();
     expect(loaded).toEqual(snap(100, 3));
+  });
+
+  it('flushes a big snapshot a MiB at a time as it writes it, so the WAL never waits behind all of it', async () => {
+    const ffs = new FaultyFileSystem();
+    const s = new Snapshotter(dir, ffs);
+    const data = Buffer.alloc(Math.floor(3.5 * WRITE_BACK_BYTES));
+    for (let i = 0; i < data.length; i += 4) data.writeUInt32BE(i, i);
+    await s.save({ data, metadata: { index: 9, term: 2, confState: { voters: [1n], learners: [] } } });
+    // a little over 3.5 MiB with the header: three flushes along the way, then the file's fsync
+    expect(ffs.stats.datasyncs).toBe(3);
+    expect(ffs.stats.fsyncs).toBe(1);
+    const loaded = await s.loadNewest();
+    expect(Buffer.from(loaded!.data).equals(data)).toBe(true);
+
+    const small = new FaultyFileSystem();
+    await new Snapshotter(dir, small).save(snap(10, 2));
+    expect(small.stats.datasyncs).toBe(0); // under a MiB: written and fsynced once, as before
+    expect(small.stats.fsyncs).toBe(1);
   });
 
   it('encodes big data and empty conf states', () => {
