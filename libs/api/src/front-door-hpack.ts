@@ -100,13 +100,13 @@ const HUFFMAN_TREE: Int32Array = (() => {
 })();
 
 /** where huffmanDecode writes the octets before they become a string (decoding is synchronous: one is enough) */
-let huffmanScratch = Buffer.allocUnsafeSlow(1024);
+const huffmanScratch = Buffer.allocUnsafeSlow(4096);
 
 /** The string Huffman-coded in src[start, end). */
 export function huffmanDecode(src: Buffer, start = 0, end = src.length): string {
   const room = Math.ceil(((end - start) * 8) / 5); // shortest code is 5 bits
-  if (huffmanScratch.length < room) huffmanScratch = Buffer.allocUnsafeSlow(room);
-  const out = huffmanScratch;
+  // an outsized string (a header block may be 1 MiB) gets a buffer of its own rather than one kept for good
+  const out = room <= huffmanScratch.length ? huffmanScratch : Buffer.allocUnsafe(room);
   let n = 0;
   let node = 0;
   let pendingBits = 0; // bits read since the last complete symbol

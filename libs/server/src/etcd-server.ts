@@ -498,10 +498,10 @@ export class EtcdServer {
     return this.store.dbSize() + DATA_FILE_BASE_BYTES;
   }
 
-  /** etcd's quota: a write that would take the db past --quota-backend-bytes raises NOSPACE and is refused. */
   /**
-   * undefined when `cost` more bytes fit the quota, else the refusal (raising the NOSPACE alarm first). Not async:
-   * a write within the quota, nearly every one, goes on without a promise and a turn of its own.
+   * etcd's quota: a write that would take the db past --quota-backend-bytes raises NOSPACE and is refused. Returns
+   * undefined when `cost` more bytes fit, else the refusal. Not async: a write within the quota, nearly every one,
+   * goes on without a promise and a turn of its own.
    */
   private quotaRefusal(cost: number): Promise<never> | undefined {
     if (this.state.hasAlarm(AlarmType.NOSPACE)) return Promise.reject(Errors.noSpace());
@@ -512,6 +512,7 @@ export class EtcdServer {
       () => Promise.reject(Errors.noSpace()),
     );
   }
+
   /**
    * The member's replicated state as one blob (what `etcdctl snapshot save` downloads), as it is at the call;
    * encoded a step per turn of the event loop, so a large keyspace does not stall the member.
