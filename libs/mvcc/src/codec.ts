@@ -46,6 +46,14 @@ export class Writer {
     this.ensure(n);
     this.pos += n;
   }
+  /** Forgets what was written: the buffer is written again from its start (its size is kept). */
+  rewind(): void {
+    this.pos = 0;
+  }
+  /** Bytes written so far. */
+  get length(): number {
+    return this.pos;
+  }
   /** The bytes written so far, not copied (later writes may move them to a new buffer). */
   view(): Buffer {
     return this.buf.subarray(0, this.pos);
@@ -71,6 +79,17 @@ export class Reader {
   ) {}
   get done(): boolean {
     return this.pos >= this.buf.length;
+  }
+  /** True if every byte left is zero (padding). */
+  get onlyZerosLeft(): boolean {
+    for (let i = this.pos; i < this.buf.length; i++) if (this.buf[i] !== 0) return false;
+    return true;
+  }
+  /** The bytes not read yet, not copied. */
+  rest(): Buffer {
+    const b = this.buf.subarray(this.pos);
+    this.pos = this.buf.length;
+    return b;
   }
   uint(): number {
     let v = 0;

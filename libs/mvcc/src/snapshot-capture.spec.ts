@@ -59,6 +59,11 @@ function driver(store: MvccStore) {
   };
 }
 
+/** Captures the store is keeping key records for. */
+function captureCount(store: MvccStore): number {
+  return (store as unknown as { captures: Set<unknown> }).captures.size;
+}
+
 describe('MvccStore.captureSnapshot', () => {
   it('yields the bytes of snapshot() at its start, whatever is applied between its steps', () => {
     fc.assert(
@@ -98,23 +103,62 @@ describe('MvccStore.captureSnapshot', () => {
     );
   });
 
-  it('frames the encoding with a head in its headroom and a tail, as a concatenation would', () => {
+  it('streamed with a prefix: the chunks taken after each step, joined, are the prefix and snapshot() at its start', () => {
     fc.assert(
-      fc.property(fc.array(op, { maxLength: 40 }), fc.nat(12), fc.uint8Array({ maxLength: 12 }), fc.uint8Array({ maxLength: 3000 }), (ops, extra, head, tail) => {
-        const store = new MvccStore({ schedule: manualScheduler().schedule });
-        const apply = driver(store);
-        for (const o of ops) apply(o);
-        const capture = store.captureSnapshot(head.length + extra);
-        capture.step(Infinity);
-        expect(capture.length).toBe(store.snapshot().length);
-        const framed = capture.finishFramed(Buffer.from(head), Buffer.from(tail));
-        expect(framed.equals(Buffer.concat([head, store.snapshot(), tail]))).toBe(true);
-      }),
-      { numRuns: 200 },
+      fc.property(
+        fc.array(op, { maxLength: 60 }),
+        fc.uint8Array({ maxLength: 40 }),
+        fc.integer({ min: 1, max: 120 }),
+        fc.array(fc.tuple(fc.array(op, { maxLength: 4 }), fc.integer({ min: 1, max: 6 })), { maxLength: 60 }),
+        (before, prefix, chunkBytes, during) => {
+          const store = new MvccStore({ schedule: manualScheduler().schedule });
+          const apply = driver(store);
+          for (const o of before) apply(o);
+          const expected = Buffer.concat([prefix, store.snapshot()]);
+          const capture = store.captureSnapshot({ prefix: Buffer.from(prefix), chunkBytes });
+          const chunks: Buffer[] = [];
+          let done = false;
+          /** a chunk ends at the first revision that reaches chunkBytes: at most one key and revision past it */
+          const take = () => {
+            const chunk = capture.take();
+            chunks.push(Buffer.from(chunk)); // copied: the capture writes its next chunk over this one
+            return chunk.length;
+          };
+          for (const [ops, budget] of during) {
+            for (const o of ops) apply(o);
+            if (done) break;
+            done = capture.step(budget);
+            take();
+          }
+          while (!done) {
+            done = capture.step(Infinity);
+            take();
+          }
+          expect(Buffer.concat(chunks).equals(expected)).toBe(true);
+          expect(captureCount(store)).toBe(0);
+        },
+      ),
+      { numRuns: 300 },
     );
-    const capture = new MvccStore().captureSnapshot(4);
-    capture.step(Infinity);
-    expect(() => capture.finishFramed(Buffer.alloc(5), Buffer.alloc(0))).toThrow(/exceeds/);
+  });
+
+  it('a streamed step stops at about chunkBytes and reuses its buffer for the next chunk', () => {
+    const store = new MvccStore();
+    for (let i = 0; i < 100; i++) store.apply({ put: { key: b(`k${String(i).padStart(3, '0')}`), value: Buffer.alloc(100, i) } });
+    const capture = store.captureSnapshot({ chunkBytes: 1000 });
+    const sizes: number[] = [];
+    const buffers = new Set<ArrayBufferLike>();
+    let done = false;
+    while (!done) {
+      done = capture.step(Infinity);
+      const chunk = capture.take();
+      sizes.push(chunk.length);
+      buffers.add(chunk.buffer);
+    }
+    // ~110 bytes a key: 10 keys to a chunk, the last one crossing 1000 bytes
+    expect(Math.max(...sizes)).toBeLessThan(1000 + 130);
+    expect(sizes.length).toBeGreaterThanOrEqual(10);
+    expect(buffers.size).toBe(1);
   });
 
   it('encodes a few keys per step: the capture is unfinished until every key is in', () => {
@@ -145,7 +189,7 @@ describe('MvccStore.captureSnapshot', () => {
   it('a cancelled capture cannot be finished, and the store no longer keeps key records for it', () => {
     const store = new MvccStore();
     for (let i = 0; i < 10; i++) store.apply({ put: { key: b(`k${i}`), value: b('v') } });
-    const captures = (store as unknown as { captures: Set<unknown> }).captures;
+    const captures = { get size() { return captureCount(store); } };
     const capture = store.captureSnapshot();
     capture.step(3);
     expect(captures.size).toBe(1);

@@ -229,6 +229,16 @@ interface PathCursor {
   i: number;
 }
 
+export interface CaptureOptions {
+  /** Bytes written ahead of the encoding (a caller's framing, e.g. a member's small state). */
+  prefix?: Buffer;
+  /**
+   * Stream the encoding: each step stops once about this many bytes are pending, and take() hands them out, the
+   * buffer being reused by the next step. Without it the encoding accumulates in one buffer for finish().
+   */
+  chunkBytes?: number;
+}
+
 /** A snapshot being encoded in steps: see MvccStore.captureSnapshot. */
 export class SnapshotCapture {
   readonly writer: Writer;
@@ -237,29 +247,36 @@ export class SnapshotCapture {
   private current?: { recs: Rec[]; count: number; done: number };
   private finished = false;
   private cancelled = false;
+  private readonly chunkBytes: number;
 
   constructor(
     tree: BTree<string, KeyIdx>,
     private readonly rev: number,
     size: number,
-    private readonly headroom: number,
+    opts: CaptureOptions,
     private readonly release: (c: SnapshotCapture) => void,
   ) {
-    // size (keys, values and a per-revision overhead) bounds the encoding: one allocation, never grown and copied
-    // (within the largest Buffer Node allows; the estimate runs high, so it alone must not exceed that)
-    this.writer = new Writer(Math.min(bufferConstants.MAX_LENGTH, Math.max(1 << 12, headroom + size + 1024)));
-    this.writer.skip(headroom);
+    const prefix = opts.prefix ?? EMPTY;
+    this.chunkBytes = opts.chunkBytes ?? Infinity;
+    // Whole: size (keys, values and a per-revision overhead) bounds the encoding: one allocation, never grown and
+    // copied (within the largest Buffer Node allows; the estimate runs high, so it alone must not exceed that).
+    // Streamed: one chunk and some slack for the revision that crosses its end, reused for every chunk.
+    const initial = opts.chunkBytes !== undefined ? opts.chunkBytes + (64 << 10) : prefix.length + size + 1024;
+    this.writer = new Writer(Math.min(bufferConstants.MAX_LENGTH, Math.max(1 << 12, initial)));
+    this.writer.raw(prefix);
     this.keys = tree.entries();
   }
 
   /**
    * Encodes up to `budget` more revisions, a key's revisions being split across steps where needed (a key rewritten
-   * a hundred thousand times is as much work as a hundred thousand keys); true once every key is in.
+   * a hundred thousand times is as much work as a hundred thousand keys); true once every key is in. A streamed
+   * capture's step also ends once a chunk's worth of bytes is pending.
    */
   step(budget: number): boolean {
     const w = this.writer;
+    const chunkBytes = this.chunkBytes;
     let left = budget;
-    while (left > 0 && !this.finished) {
+    while (left > 0 && !this.finished && w.length < chunkBytes) {
       let cur = this.current;
       if (!cur) {
         const next = this.keys.next();
@@ -277,9 +294,10 @@ export class SnapshotCapture {
         cur = this.current = { recs: idx.recs, count, done: 0 };
         if (count === 0) left--;
       }
-      const end = Math.min(cur.count, cur.done + left);
       const recs = cur.recs;
-      for (let i = cur.done; i < end; i++) {
+      const end = Math.min(cur.count, cur.done + left);
+      let i = cur.done;
+      for (; i < end && w.length < chunkBytes; i++) {
         const kv = recs[i];
         w.uint(kv.modRevision);
         w.uint(kv.sub);
@@ -290,9 +308,9 @@ export class SnapshotCapture {
           w.bytes(kv.value);
         }
       }
-      left -= end - cur.done;
-      cur.done = end;
-      if (end === cur.count) this.current = undefined;
+      left -= i - cur.done;
+      cur.done = i;
+      if (i === cur.count) this.current = undefined;
     }
     return this.finished;
   }
@@ -310,29 +328,21 @@ export class SnapshotCapture {
     this.release(this);
   }
 
-  /** Length of the encoded state so far (all of it once step() returned true). */
-  get length(): number {
-    return this.writer.view().length - this.headroom;
+  /**
+   * The bytes encoded since the last take() (the prefix and the first steps' bytes, the first time). A view of the
+   * capture's buffer, valid until the next step writes over it.
+   */
+  take(): Buffer {
+    if (this.cancelled) throw new Error('snapshot capture cancelled');
+    const bytes = this.writer.view();
+    this.writer.rewind();
+    return bytes;
   }
 
-  /** The encoded state (what MvccStore.restore reads); step() must have returned true. */
+  /** The prefix and the encoded state (what MvccStore.restore reads after the prefix); step() must have returned true. */
   finish(): Buffer {
     this.checkFinished();
-    return this.headroom === 0 ? this.writer.finish() : this.writer.view().subarray(this.headroom);
-  }
-
-  /**
-   * head, the encoded state, then tail, in one buffer without copying the state: head goes into the headroom
-   * reserved by captureSnapshot (a multi-hundred-megabyte copy would hold the event loop for most of a second).
-   */
-  finishFramed(head: Buffer, tail: Buffer): Buffer {
-    this.checkFinished();
-    if (head.length > this.headroom) throw new RangeError(`snapshot head of ${head.length} bytes exceeds the ${this.headroom} reserved`);
-    this.writer.raw(tail);
-    const all = this.writer.view();
-    const start = this.headroom - head.length;
-    head.copy(all, start);
-    return all.subarray(start);
+    return this.writer.finish();
   }
 }
 
@@ -1044,11 +1054,11 @@ export class MvccStore implements WatcherHost {
    * The state at the current revision, encoded a step at a time (the same bytes as snapshot() now), so a large
    * keyspace is written out without holding the event loop for seconds. Writes made between steps are left out:
    * the key tree is a copy-on-write clone and each key's revisions are cut at the captured revision; a compaction
-   * meanwhile gives the live tree new key records rather than trim the ones the clone shares. `headroom`
-   * bytes are kept free in front of the encoding for a caller's header (see SnapshotCapture.finishFramed).
+   * meanwhile gives the live tree new key records rather than trim the ones the clone shares. See CaptureOptions
+   * for a prefix written ahead of the encoding and for a streamed capture.
    */
-  captureSnapshot(headroom = 0): SnapshotCapture {
-    const capture = new SnapshotCapture(this.tree.clone(), this.rev, this.size, headroom, (c) => this.captures.delete(c));
+  captureSnapshot(opts: CaptureOptions = {}): SnapshotCapture {
+    const capture = new SnapshotCapture(this.tree.clone(), this.rev, this.size, opts, (c) => this.captures.delete(c));
     const w = capture.writer;
     w.raw(SNAPSHOT_MAGIC);
     w.uint(this.rev);
@@ -1074,8 +1084,9 @@ export class MvccStore implements WatcherHost {
   /**
    * restore() a number of revisions per step (a member installing a leader's snapshot of a million keys would otherwise
    * hold its event loop for seconds). The new store is only handed out by finish(), after the last step.
+   * `zeroPadded`: the encoding may be followed by zero bytes (a `snapshot save` file is padded to 512-byte blocks).
    */
-  static restoreInSteps(buf: Buffer, opts?: MvccOptions): SnapshotRestore {
+  static restoreInSteps(buf: Buffer, opts?: MvccOptions, zeroPadded = false): SnapshotRestore {
     const s = new MvccStore(opts);
     const r = new Reader(buf, false); // what is kept is copied into the store's arena
     if (!r.raw(SNAPSHOT_MAGIC.length).equals(SNAPSHOT_MAGIC)) throw corruptSnapshot();
@@ -1147,7 +1158,7 @@ export class MvccStore implements WatcherHost {
     };
     const finish = (): MvccStore => {
       if (keysLeft > 0 || current) throw new Error('snapshot restore not finished');
-      if (!r.done) throw corruptSnapshot();
+      if (zeroPadded ? !r.onlyZerosLeft : !r.done) throw corruptSnapshot();
       const starts = new Array<number>(perRevision.length + 1);
       starts[0] = 0;
       for (let i = 0; i < perRevision.length; i++) starts[i + 1] = starts[i] + perRevision[i];

@@ -1,6 +1,6 @@
 import { Errors } from '@nestcd/errors';
 import { ConfChange, ConfChangeType } from '@nestcd/raft';
-import { Command, CommandResult, decodeCommand, MvccOptions, MvccStore, Reader, RequestOp, Writer } from '@nestcd/mvcc';
+import { Command, CommandResult, decodeCommand, MvccOptions, MvccStore, Reader, RequestOp, SnapshotRestore, Writer } from '@nestcd/mvcc';
 import { AuthStore } from '@nestcd/auth';
 import type { RestoreSteps, SnapshotSteps, StateMachine } from './raft-member';
 import { V2Command, V2Error, V2Event, V2Store } from '@nestcd/v2store';
@@ -83,9 +83,14 @@ export function encodeAlarmRequest(action: AlarmAction, memberId: bigint, alarm:
   return b;
 }
 
-const SNAPSHOT_MAGIC = Buffer.from('NSM2');
-/** A length as a varint takes at most this many bytes (Writer.uint: safe integers, 7 bits a byte). */
-const MAX_VARINT_BYTES = 8;
+/**
+ * A member snapshot: magic, the length of the small parts (alarms, members, removed IDs, v2 store, auth) as a
+ * varint, the small parts, then the keyspace to the end (zero padding after it is allowed: see
+ * MvccStore.restoreInSteps). The keyspace comes last so that a snapshot can be written out as it is encoded.
+ */
+const SNAPSHOT_MAGIC = Buffer.from('NSM3');
+/** The previous layout, still read: magic, the keyspace's length as a varint, the keyspace, the small parts. */
+const SNAPSHOT_MAGIC_V2 = Buffer.from('NSM2');
 
 /**
  * Everything a member replicates through its log: the keyspace and the cluster's alarms. Applying an entry
@@ -234,11 +239,19 @@ export class MemberState implements StateMachine {
   }
 
   /**
-   * The member's state as it is now, encoded in steps: the keyspace a number of revisions per step (see
-   * MvccStore.captureSnapshot), the small parts (alarms, members, v2 store, auth) at once.
+   * The member's state as it is now, encoded in steps: the small parts at once, the keyspace a number of revisions
+   * per step (see MvccStore.captureSnapshot); `chunkBytes` streams it (see CaptureOptions).
    */
-  captureSnapshot(): SnapshotSteps {
-    const mvcc = this.store.captureSnapshot(SNAPSHOT_MAGIC.length + MAX_VARINT_BYTES);
+  captureSnapshot(opts: { chunkBytes?: number } = {}): SnapshotSteps {
+    const small = this.encodeSmallParts();
+    const head = new Writer(small.length + 16);
+    head.raw(SNAPSHOT_MAGIC);
+    head.uint(small.length);
+    head.raw(small);
+    return this.store.captureSnapshot({ prefix: head.finish(), chunkBytes: opts.chunkBytes });
+  }
+
+  private encodeSmallParts(): Buffer {
     const w = new Writer(256);
     w.uint(this.alarmList.length);
     for (const a of this.alarmList) {
@@ -261,18 +274,7 @@ export class MemberState implements StateMachine {
     for (const id of this.removed) w.i64(BigInt.asIntN(64, id));
     w.bytes(this.v2.snapshot());
     w.bytes(this.auth.snapshot());
-    const tail = w.finish();
-    return {
-      step: (budget) => mvcc.step(budget),
-      cancel: () => mvcc.cancel(),
-      finish: () => {
-        // The keyspace is framed where it was encoded: no copy of it.
-        const head = new Writer(16);
-        head.raw(SNAPSHOT_MAGIC);
-        head.uint(mvcc.length);
-        return mvcc.finishFramed(head.finish(), tail);
-      },
-    };
+    return w.finish();
   }
 
   restore(data: Uint8Array): void {
@@ -286,10 +288,20 @@ export class MemberState implements StateMachine {
    * changes only in finish(): until then it serves what it had.
    */
   restoreInSteps(data: Uint8Array): RestoreSteps {
-    const r = new Reader(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-    if (!r.raw(SNAPSHOT_MAGIC.length).equals(SNAPSHOT_MAGIC)) throw new Error('not a nestcd member snapshot');
-    // read in place, not copied: the store copies every key and value it keeps
-    const mvcc = MvccStore.restoreInSteps(r.raw(r.uint()), this.mvccOptions);
+    const all = new Reader(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    const magic = all.raw(SNAPSHOT_MAGIC.length);
+    let r: Reader;
+    let mvcc: SnapshotRestore;
+    // the keyspace is read in place, not copied: the store copies every key and value it keeps
+    if (magic.equals(SNAPSHOT_MAGIC)) {
+      r = new Reader(all.raw(all.uint()));
+      mvcc = MvccStore.restoreInSteps(all.rest(), this.mvccOptions, true);
+    } else if (magic.equals(SNAPSHOT_MAGIC_V2)) {
+      mvcc = MvccStore.restoreInSteps(all.raw(all.uint()), this.mvccOptions);
+      r = all;
+    } else {
+      throw new Error('not a nestcd member snapshot');
+    }
     const alarms: AlarmMember[] = [];
     for (let n = r.uint(); n > 0; n--) alarms.push({ memberId: BigInt.asUintN(64, r.i64()), alarm: r.uint() });
     const strings = () => {

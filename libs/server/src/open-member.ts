@@ -1,7 +1,7 @@
 import type { NestcdConfig } from '@nestcd/config';
 import { Errors } from '@nestcd/errors';
 import { MvccOptions, MvccStore } from '@nestcd/mvcc';
-import { HardState, MemoryStorage, Snapshot } from '@nestcd/raft';
+import { HardState, MemoryStorage, Snapshot, SnapshotMetadata } from '@nestcd/raft';
 import { defaultFileSystem, ensureDataDir, FileSystem, Snapshotter, Wal } from '@nestcd/storage';
 import { fetchClusterInfo } from '@nestcd/transport';
 import { EtcdServer, EtcdServerOptions } from './etcd-server';
@@ -265,6 +265,11 @@ async function openDataDir(config: NestcdConfig, mvccOptions: MvccOptions, optio
     storage.setHardState(boot.hardState);
   }
 
+  const afterSnapshotSaved = async (metadata: SnapshotMetadata): Promise<void> => {
+    await wal.saveSnapshot({ index: metadata.index, term: metadata.term });
+    await wal.purge(metadata.index, config.maxWals);
+    await snapshotter.purge(config.maxSnapshots);
+  };
   const persistence: RaftPersistence = {
     save: (hardState, entries, opts) => wal.save(hardState, entries, opts),
     // etcd's order: the snapshot file, then its WAL marker; only then are older WAL segments and snapshots released.
@@ -272,9 +277,20 @@ async function openDataDir(config: NestcdConfig, mvccOptions: MvccOptions, optio
       const stopTimer = metrics.backendCommit.startTimer();
       await snapshotter.save(snapshot);
       stopTimer();
-      await wal.saveSnapshot({ index: snapshot.metadata.index, term: snapshot.metadata.term });
-      await wal.purge(snapshot.metadata.index, config.maxWals);
-      await snapshotter.purge(config.maxSnapshots);
+      await afterSnapshotSaved(snapshot.metadata);
+    },
+    createSnapshot: async (metadata) => {
+      const file = await snapshotter.create(metadata);
+      return {
+        write: (bytes) => file.write(bytes),
+        abort: () => file.abort(),
+        commit: async () => {
+          const stopTimer = metrics.backendCommit.startTimer();
+          await file.commit();
+          stopTimer();
+          await afterSnapshotSaved(metadata);
+        },
+      };
     },
     // The log storage keeps only snapshot metadata (SNAPSHOT_DATA_ON_DISK): a follower's snapshot is read from here.
     loadSnapshotData: async (metadata) => (await snapshotter.loadAt(metadata.term, metadata.index)).data,

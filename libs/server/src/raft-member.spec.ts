@@ -179,6 +179,9 @@ describe('RaftMember snapshots', () => {
           return --left <= 0;
         },
         finish: () => Buffer.from(taken),
+        take: () => {
+          throw new Error('not streamed');
+        },
         cancel: () => undefined,
       };
     }
@@ -220,6 +223,124 @@ describe('RaftMember snapshots', () => {
     } finally {
       await member.stop();
     }
+  });
+});
+
+describe('RaftMember snapshots streamed to disk', () => {
+  /** Its streamed capture hands out the entries applied when the capture began, one per step, through one reused buffer. */
+  class StreamedStateMachine extends RecordingStateMachine {
+    chunkBytes?: number;
+    readonly buffers = new Set<ArrayBufferLike>();
+    captureSnapshot(opts?: { chunkBytes?: number }): SnapshotSteps {
+      this.chunkBytes = opts?.chunkBytes;
+      const items = this.applied.map((a) => `${a};`);
+      const buf = Buffer.alloc(64);
+      let i = 0;
+      let pending = 0;
+      return {
+        step: () => {
+          pending = buf.write(items[i++] ?? '');
+          return i >= items.length;
+        },
+        take: () => {
+          this.buffers.add(buf.buffer);
+          return buf.subarray(0, pending);
+        },
+        finish: () => {
+          throw new Error('streamed');
+        },
+        cancel: () => undefined,
+      };
+    }
+  }
+
+  /** Records what reaches its snapshot sink; each write is held until the test releases it. */
+  function streamingPersistence() {
+    const record = { chunks: [] as string[], held: [] as Array<() => void>, committed: 0, aborted: 0, saved: 0 };
+    const persistence: RaftPersistence = {
+      save: () => Promise.resolve(),
+      saveSnapshot: () => {
+        record.saved++;
+        return Promise.resolve();
+      },
+      loadSnapshotData: () => Promise.resolve(Buffer.from(record.chunks.join(''))),
+      createSnapshot: () =>
+        Promise.resolve({
+          write: (bytes: Uint8Array) => {
+            record.chunks.push(Buffer.from(bytes).toString()); // copied: the capture reuses its buffer
+            return new Promise<void>((resolve) => record.held.push(resolve));
+          },
+          commit: () => {
+            record.committed++;
+            return Promise.resolve();
+          },
+          abort: () => {
+            record.aborted++;
+            return Promise.resolve();
+          },
+        }),
+    };
+    return { record, persistence };
+  }
+
+  function loneMember(machine: StateMachine, persistence: RaftPersistence, storage = new MemoryStorage()): RaftMember {
+    storage.applySnapshot({ data: new Uint8Array(0), metadata: { index: 1, term: 1, confState: { voters: [1n], learners: [] } } });
+    storage.setHardState({ term: 1, vote: 0n, commit: 1 });
+    return new RaftMember({
+      id: 1n, storage, stateMachine: machine, persistence, tickMs: 10, electionTicks: 10, snapshotCount: 4,
+      requestTimeoutMs: 5000, rand: seededRandom(1),
+    });
+  }
+
+  it('writes each chunk as it is encoded, answering writes while one is on its way to disk; keeps only metadata', async () => {
+    const storage = new MemoryStorage();
+    const machine = new StreamedStateMachine();
+    const { record, persistence } = streamingPersistence();
+    const member = loneMember(machine, persistence, storage);
+    try {
+      await member.start();
+      await waitFor('leadership', () => member.isLeader);
+      for (let i = 0; i < 3; i++) await member.propose(0, Buffer.from(`w${i}`));
+      await waitFor('the first chunk', () => record.held.length === 1);
+      expect(machine.chunkBytes).toBeGreaterThan(0);
+      // the first chunk's write is held: the member still answers
+      await member.propose(0, Buffer.from('during'));
+      expect(record.chunks).toEqual(['w0;']);
+      for (let n = 1; n < 3; n++) {
+        record.held[n - 1]();
+        await waitFor(`chunk ${n + 1}`, () => record.held.length === n + 1);
+      }
+      expect(record.committed).toBe(0);
+      record.held[2]();
+      await waitFor('the commit', () => record.committed === 1);
+      // the state as it was at index 5, written through one buffer; saveSnapshot (a whole snapshot) never used
+      expect(record.chunks.join('')).toBe('w0;w1;w2;');
+      expect(machine.buffers.size).toBe(1);
+      expect(record.saved).toBe(0);
+      expect(record.aborted).toBe(0);
+      expect(storage.snapshot().metadata.index).toBe(5);
+      expect(storage.snapshot().data.byteLength).toBe(0); // read back from disk when a follower needs it
+    } finally {
+      await member.stop();
+    }
+  });
+
+  it('a member stopped in the middle of a streamed snapshot aborts it: nothing is committed', async () => {
+    const storage = new MemoryStorage();
+    const machine = new StreamedStateMachine();
+    const { record, persistence } = streamingPersistence();
+    const member = loneMember(machine, persistence, storage);
+    await member.start();
+    await waitFor('leadership', () => member.isLeader);
+    for (let i = 0; i < 3; i++) await member.propose(0, Buffer.from(`w${i}`));
+    await waitFor('the first chunk', () => record.held.length === 1);
+    const stopped = member.stop();
+    record.held[0]();
+    await stopped;
+    expect(record.aborted).toBe(1);
+    expect(record.committed).toBe(0);
+    expect(record.chunks).toEqual(['w0;']);
+    expect(storage.snapshot().metadata.index).toBe(1);
   });
 });
 

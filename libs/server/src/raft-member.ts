@@ -20,6 +20,20 @@ export interface RaftPersistence {
    * snapshot from the backend file: a keyspace of hundreds of MB is not held twice.
    */
   loadSnapshotData?(metadata: SnapshotMetadata): Promise<Uint8Array>;
+  /**
+   * Starts a snapshot to be written a piece at a time as it is encoded (with loadSnapshotData: the member never
+   * holds the whole of it). Its commit() is saveSnapshot's: durable, then WAL segments and old snapshots released.
+   */
+  createSnapshot?(metadata: SnapshotMetadata): Promise<SnapshotSink>;
+}
+
+/** A snapshot being written as it is encoded (RaftPersistence.createSnapshot). */
+export interface SnapshotSink {
+  /** Appends a piece of the data; the caller may reuse `bytes` once this resolves. */
+  write(bytes: Uint8Array): Promise<void>;
+  commit(): Promise<void>;
+  /** Gives the snapshot up: nothing of it becomes visible. */
+  abort(): Promise<void>;
 }
 
 /** The data of a snapshot in the log storage whose bytes are only in its snapshot file (see loadSnapshotData). */
@@ -64,8 +78,11 @@ export interface StateMachine {
   /** Returns the result for the proposer; throws EtcdError for a deterministic refusal. */
   apply(kind: number, payload: Buffer, index: number): unknown;
   snapshot(): Uint8Array;
-  /** The same bytes as snapshot() now, encoded a step at a time so the event loop keeps turning (optional). */
-  captureSnapshot?(): SnapshotSteps;
+  /**
+   * The same bytes as snapshot() now, encoded a step at a time so the event loop keeps turning (optional).
+   * `chunkBytes`: streamed, each step ending once about that many bytes are pending, for take() (see SnapshotSteps).
+   */
+  captureSnapshot?(opts?: { chunkBytes?: number }): SnapshotSteps;
   restore(data: Uint8Array): void;
   /** restore() a step at a time, so the event loop keeps turning; the state changes only in finish() (optional). */
   restoreInSteps?(data: Uint8Array): RestoreSteps;
@@ -73,10 +90,15 @@ export interface StateMachine {
   applyConfChange?(cc: ConfChange, context: Buffer): void;
 }
 
-/** A snapshot being encoded in steps: step() until it returns true, then finish(). */
+/**
+ * A snapshot being encoded in steps: step() until it returns true, then finish(). A streamed capture instead hands
+ * out its bytes with take() after every step.
+ */
 export interface SnapshotSteps {
   step(budget: number): boolean;
   finish(): Uint8Array;
+  /** The bytes encoded since the last take(): a view valid until the next step (a streamed capture's buffer is reused). */
+  take(): Uint8Array;
   /** Gives up an unfinished capture (what it holds is released). */
   cancel(): void;
 }
@@ -100,6 +122,12 @@ export interface RestoreSteps {
 
 /** Revisions encoded or decoded per turn of the event loop while a snapshot is captured or restored (a few ms of work). */
 export const SNAPSHOT_REVISIONS_PER_STEP = 2000;
+/**
+ * Bytes a streamed snapshot capture encodes before it hands them to the disk (and the event loop turns): one
+ * buffer of this size is reused, where a capture held whole took a fresh buffer of the state's size (first
+ * touching 50-130 MB of new memory at once, on every member at the same index, stalled a 3-member cluster).
+ */
+export const SNAPSHOT_CHUNK_BYTES = 1 << 20;
 
 /**
  * Runs a capture to the end, one step per turn of the event loop, so heartbeats, client calls and disk
@@ -672,19 +700,31 @@ export class RaftMember implements Proposer {
     // The state is taken at this applied index: small parts at once, the keyspace in steps while the member
     // goes on applying (a million keys took seconds to encode, long enough to miss heartbeats).
     const index = this.appliedIndexValue;
-    const confState = this.confStateValue;
-    const capture = this.opts.stateMachine.captureSnapshot?.();
-    const whole = capture ? undefined : this.opts.stateMachine.snapshot();
+    const metadata: SnapshotMetadata = { index, term: this.storage.term(index), confState: this.confStateValue };
+    const persistence = this.opts.persistence;
+    const machine = this.opts.stateMachine;
+    // written to disk as it is encoded when the snapshot can be read back from there for a follower
+    const streamed = !!(persistence?.createSnapshot && persistence.loadSnapshotData && machine.captureSnapshot);
+    const capture = machine.captureSnapshot?.(streamed ? { chunkBytes: SNAPSHOT_CHUNK_BYTES } : undefined);
+    const whole = capture ? undefined : machine.snapshot();
     this.lastSnapshotIndex = index;
+    // stopped, failed, or a newer snapshot installed from the leader meanwhile: this one is not needed
+    const unneeded = () => this.stopped || !!this.failure || index <= this.storage.snapshot().metadata.index;
     this.snapshotInFlight = (async () => {
       try {
-        const data = whole ?? (await finishInSteps(capture!, () => this.stopped || !!this.failure));
-        // stopped, failed, or a newer snapshot installed from the leader meanwhile: this one is not needed
-        if (!data || index <= this.storage.snapshot().metadata.index) return;
-        const snap: Snapshot = { data, metadata: { index, term: this.storage.term(index), confState } };
-        await this.opts.persistence?.saveSnapshot(snap);
+        let data: Uint8Array | undefined;
+        if (streamed) {
+          if (!(await this.streamSnapshot(capture!, metadata, unneeded))) return;
+          data = SNAPSHOT_DATA_ON_DISK;
+        } else {
+          data = whole ?? (await finishInSteps(capture!, () => this.stopped || !!this.failure));
+          if (!data || unneeded()) return;
+          const snap: Snapshot = { data, metadata };
+          await persistence?.saveSnapshot(snap);
+          data = this.keptInMemory(snap).data;
+        }
         if (index <= this.storage.snapshot().metadata.index) return; // a leader's snapshot was installed meanwhile
-        this.storage.createSnapshot(index, confState, this.keptInMemory(snap).data);
+        this.storage.createSnapshot(index, metadata.confState, data);
         const keep = this.opts.catchUpEntries ?? 5000;
         if (index - keep > this.storage.firstIndex()) this.storage.compact(index - keep);
       } catch (err) {
@@ -693,6 +733,36 @@ export class RaftMember implements Proposer {
         this.snapshotInFlight = undefined;
       }
     })();
+  }
+
+  /**
+   * Encodes a chunk, writes it, encodes the next into the same buffer: the event loop turns while each chunk is
+   * written. False if the snapshot became unneeded on the way (then nothing of it is left on disk).
+   */
+  private async streamSnapshot(capture: SnapshotSteps, metadata: SnapshotMetadata, unneeded: () => boolean): Promise<boolean> {
+    const sink = await this.opts.persistence!.createSnapshot!(metadata);
+    try {
+      for (;;) {
+        const done = capture.step(SNAPSHOT_REVISIONS_PER_STEP);
+        await sink.write(capture.take());
+        if (done) break;
+        if (unneeded()) {
+          capture.cancel();
+          await sink.abort();
+          return false;
+        }
+      }
+    } catch (err) {
+      capture.cancel();
+      await sink.abort();
+      throw err;
+    }
+    if (unneeded()) {
+      await sink.abort();
+      return false;
+    }
+    await sink.commit();
+    return true;
   }
 
   private mapProposalError(err: unknown): Error {

@@ -203,34 +203,77 @@ export function writeFullyNow(fh: FileHandle, buf: Uint8Array, position: number)
 export const WRITE_BACK_BYTES = 1 << 20;
 
 /**
- * Crash-safe file replacement: write `<file>.tmp`, fsync it, rename over `file`, fsync the directory.
- * A crash leaves either the old file (plus maybe a stray .tmp) or the complete new one.
+ * Crash-safe file replacement, written as it goes: appends land in `<file>.tmp` (flushed every WRITE_BACK_BYTES),
+ * commit() fsyncs it, renames it over `file` and fsyncs the directory. A crash leaves either the old file (plus
+ * maybe a stray .tmp) or the complete new one.
  */
-export async function writeFileAtomic(fs: FileSystem, file: string, data: Uint8Array | Uint8Array[], mode = 0o600): Promise<void> {
-  const tmp = `${file}.tmp`;
-  const fh = await fs.open(tmp, 'w', mode);
-  try {
-    let position = 0;
-    let unsynced = 0;
-    for (const part of Array.isArray(data) ? data : [data]) {
-      for (let at = 0; at < part.byteLength; ) {
-        if (unsynced >= WRITE_BACK_BYTES) {
-          await fh.datasync();
-          unsynced = 0;
-        }
-        const n = Math.min(part.byteLength - at, WRITE_BACK_BYTES - unsynced);
-        await writeFully(fh, part.subarray(at, at + n), position);
-        at += n;
-        position += n;
-        unsynced += n;
-      }
-    }
-    await fh.sync();
-  } finally {
-    await fh.close();
+export class AtomicFileWriter {
+  private position = 0;
+  private unsynced = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly fs: FileSystem,
+    private readonly fh: FileHandle,
+    readonly file: string,
+  ) {}
+
+  static async open(fs: FileSystem, file: string, mode = 0o600): Promise<AtomicFileWriter> {
+    return new AtomicFileWriter(fs, await fs.open(`${file}.tmp`, 'w', mode), file);
   }
-  await fs.rename(tmp, file);
-  await fs.fsyncDir(path.dirname(file));
+
+  /** Bytes appended so far. */
+  get length(): number {
+    return this.position;
+  }
+
+  /** Appends `bytes`; the caller may reuse them once this resolves. */
+  async append(bytes: Uint8Array): Promise<void> {
+    for (let at = 0; at < bytes.byteLength; ) {
+      if (this.unsynced >= WRITE_BACK_BYTES) {
+        await this.fh.datasync();
+        this.unsynced = 0;
+      }
+      const n = Math.min(bytes.byteLength - at, WRITE_BACK_BYTES - this.unsynced);
+      await writeFully(this.fh, bytes.subarray(at, at + n), this.position);
+      at += n;
+      this.position += n;
+      this.unsynced += n;
+    }
+  }
+
+  /** Overwrites bytes already appended (a header field known only at the end). */
+  async patch(position: number, bytes: Uint8Array): Promise<void> {
+    if (position + bytes.byteLength > this.position) throw new RangeError('patch beyond the bytes written');
+    await writeFully(this.fh, bytes, position);
+  }
+
+  /** Makes the file durable under its final name. */
+  async commit(): Promise<void> {
+    try {
+      await this.fh.sync();
+    } finally {
+      await this.close();
+    }
+    await this.fs.rename(`${this.file}.tmp`, this.file);
+    await this.fs.fsyncDir(path.dirname(this.file));
+  }
+
+  /** Gives the file up: the temp file is removed (best effort: a purge of stray temp files removes it otherwise). */
+  async abort(): Promise<void> {
+    try {
+      await this.close();
+      await this.fs.unlink(`${this.file}.tmp`);
+    } catch {
+      // left for the next purge
+    }
+  }
+
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

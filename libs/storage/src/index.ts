@@ -16,7 +16,7 @@ export {
 export type { WalOptions, WalOpenResult, WalMetadata, SaveOptions, SnapshotMarker } from './wal';
 export { Wal, DEFAULT_SEGMENT_SIZE, segmentName, parseSegmentName } from './wal';
 export type { SnapshotFileInfo } from './snapshotter';
-export { Snapshotter, SnapshotCorruptError, snapshotName, encodeSnapshot, decodeSnapshot } from './snapshotter';
+export { Snapshotter, SnapshotFileWriter, SnapshotCorruptError, snapshotName, encodeSnapshot, decodeSnapshot } from './snapshotter';
 export type { DataDirLayout } from './data-dir';
 export { memberDir, walDir, snapDir, layout, ensureDataDir, PRIVATE_DIR_MODE } from './data-dir';
 export { LOCK_FILE } from './lock';

@@ -1,7 +1,8 @@
 import * as nodeFs from 'node:fs';
 import * as path from 'node:path';
 import type { Snapshot } from '@nestcd/raft';
-import { FaultyFileSystem, WRITE_BACK_BYTES } from './fs';
+import * as zlib from 'node:zlib';
+import { FaultyFileSystem, SimulatedCrashError, WRITE_BACK_BYTES } from './fs';
 import { SnapshotCorruptError, Snapshotter, decodeSnapshot, encodeSnapshot, snapshotName } from './snapshotter';
 import { rmDir, tmpDir } from './test-helpers';
 
@@ -66,6 +67,75 @@ describe('Snapshotter', () => {
     await s.save(big);
     expect(nodeFs.readFileSync(path.join(dir, snapshotName(5, 77))).equals(encodeSnapshot(big))).toBe(true);
     expect(Buffer.from((await s.loadNewest())!.data).equals(data)).toBe(true);
+  });
+
+  it('writes a snapshot a piece at a time as it is encoded: the same file as save(), visible only once committed', async () => {
+    const data = Buffer.alloc(3 * WRITE_BACK_BYTES + 12344);
+    for (let i = 0; i < data.length; i += 4) data.writeUInt32BE(i * 2654435761 >>> 0, i);
+    const metadata = { index: 500, term: 4, confState: { voters: [1n, 2n, 3n], learners: [9n] } };
+    const ffs = new FaultyFileSystem();
+    const s = new Snapshotter(dir, ffs);
+    const out = await s.create(metadata);
+    const piece = Buffer.alloc(100_000);
+    for (let off = 0; off < data.length; off += piece.length) {
+      // one buffer reused for every piece, as a streamed capture does
+      const n = data.copy(piece, 0, off, off + piece.length);
+      await out.write(piece.subarray(0, n));
+      expect(await s.list()).toEqual([]);
+    }
+    expect(ffs.stats.datasyncs).toBe(3); // flushed a MiB at a time as it goes
+    await out.commit();
+    expect(nodeFs.readdirSync(dir)).toEqual([snapshotName(4, 500)]);
+    expect(nodeFs.readFileSync(path.join(dir, snapshotName(4, 500))).equals(encodeSnapshot({ data, metadata }))).toBe(true);
+    const loaded = await s.loadAt(4, 500);
+    expect(loaded.metadata).toEqual(metadata);
+    expect(Buffer.from(loaded.data).equals(data)).toBe(true);
+  });
+
+  it('an aborted snapshot leaves nothing; a crash in the middle of one leaves only a temp file, which purge removes', async () => {
+    const s = new Snapshotter(dir);
+    await s.save(snap(10, 1));
+    const aborted = await s.create(snap(20, 1).metadata);
+    await aborted.write(Buffer.alloc(5000, 1));
+    await aborted.abort();
+    expect(nodeFs.readdirSync(dir)).toEqual([snapshotName(1, 10)]);
+
+    const ffs = new FaultyFileSystem();
+    const crashing = new Snapshotter(dir, ffs);
+    const out = await crashing.create(snap(30, 1).metadata);
+    await out.write(Buffer.alloc(5000, 2));
+    ffs.tearAfterBytes = 100;
+    await expect(out.write(Buffer.alloc(5000, 3))).rejects.toBeInstanceOf(SimulatedCrashError);
+    await expect(out.commit()).rejects.toBeInstanceOf(SimulatedCrashError);
+    // after the "restart": the old snapshot is the newest, the torn temp file is ignored, then purged
+    const restarted = new Snapshotter(dir);
+    expect((await restarted.loadNewest())!.metadata.index).toBe(10);
+    await restarted.purge(0);
+    expect(nodeFs.readdirSync(dir)).toEqual([snapshotName(1, 10)]);
+  });
+
+  it('reads snapshot files of the first format (a data length in front of the data)', async () => {
+    const s = new Snapshotter(dir);
+    const data = Buffer.from('state of the first format');
+    // magic, crc, index, term, 1 voter, 0 learners, data length, data
+    const head = Buffer.alloc(8 + 4 + 16 + 4 + 8 + 4 + 8);
+    head.write('NCDSNAP1', 0, 'ascii');
+    head.writeUInt32LE(42, 12);
+    head.writeUInt32LE(7, 20);
+    head.writeUInt32LE(1, 28);
+    head.writeBigUInt64LE(5n, 32);
+    head.writeUInt32LE(0, 40);
+    head.writeUInt32LE(data.length, 44);
+    const file = Buffer.concat([head, data]);
+    file.writeUInt32LE(zlib.crc32(file.subarray(12)) >>> 0, 8);
+    nodeFs.mkdirSync(dir, { recursive: true });
+    nodeFs.writeFileSync(path.join(dir, snapshotName(7, 42)), file);
+    const loaded = await s.loadNewest();
+    expect(loaded!.metadata).toEqual({ index: 42, term: 7, confState: { voters: [5n], learners: [] } });
+    expect(Buffer.from(loaded!.data).toString()).toBe('state of the first format');
+    // its length field is checked against the file
+    nodeFs.writeFileSync(path.join(dir, snapshotName(7, 42)), Buffer.concat([file, Buffer.alloc(1)]));
+    await expect(s.loadAt(7, 42)).rejects.toBeInstanceOf(SnapshotCorruptError);
   });
 
   it('loadNewest picks the highest index, skipping (and reporting) corrupt files', async () => {
