@@ -339,10 +339,13 @@ export class SnapshotCapture {
     return bytes;
   }
 
-  /** The prefix and the encoded state (what MvccStore.restore reads after the prefix); step() must have returned true. */
+  /**
+   * The prefix and the encoded state (what MvccStore.restore reads after the prefix); step() must have returned true.
+   * Not copied out of the capture's buffer (a copy of hundreds of megabytes would hold the event loop).
+   */
   finish(): Buffer {
     this.checkFinished();
-    return this.writer.finish();
+    return this.writer.view();
   }
 }
 
