@@ -222,11 +222,6 @@ export class AtomicFileWriter {
     return new AtomicFileWriter(fs, await fs.open(`${file}.tmp`, 'w', mode), file);
   }
 
-  /** Bytes appended so far. */
-  get length(): number {
-    return this.position;
-  }
-
   /** Appends `bytes`; the caller may reuse them once this resolves. */
   async append(bytes: Uint8Array): Promise<void> {
     for (let at = 0; at < bytes.byteLength; ) {
