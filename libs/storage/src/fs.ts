@@ -319,7 +319,8 @@ export interface FaultyStats {
  *   write with no space left throws ENOSPC. Set back to Infinity when space "returns".
  * - `crash()`: the process dies now.
  * - `flipBit(file, offset, bit)`: flips one bit of existing content directly on disk (bypasses faults/counters).
- * - `beforeDatasync`: an async hook run before each fdatasync (tests use it to hold a sync open).
+ * - `beforeDatasync`: a hook run before each fdatasync (tests use it to hold a sync open, or to crash at one). One
+ *   that returns a promise cannot hold an fdatasync made on the calling thread: that fdatasync throws.
  */
 export class FaultyFileSystem implements FileSystem {
   readonly stats: FaultyStats = { opens: 0, writes: 0, writesNow: 0, bytesWritten: 0, datasyncs: 0, datasyncsNow: 0, datasyncsCompleted: 0, fsyncs: 0, dirSyncs: 0, renames: 0, unlinks: 0 };
@@ -475,8 +476,11 @@ class FaultyFileHandle implements FileHandle {
   datasyncNow(): void {
     const f = this.ffs;
     f.alive(`fdatasync ${this.path}`);
-    // a hook that holds a sync open needs the thread pool's fdatasync: this one blocks the only thread
-    if (f.beforeDatasync) throw new Error('FaultyFileSystem: beforeDatasync cannot hold an fdatasync made on the calling thread');
+    // a hook that holds a sync open (returns a promise) needs the thread pool's fdatasync: this one blocks the only thread
+    if (f.beforeDatasync?.(this.path) instanceof Promise) {
+      throw new Error('FaultyFileSystem: beforeDatasync cannot hold an fdatasync made on the calling thread');
+    }
+    f.alive(`fdatasync ${this.path}`);
     f.stats.datasyncs++;
     f.stats.datasyncsNow++;
     f.failSync('fdatasync', this.path);
