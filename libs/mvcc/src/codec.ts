@@ -41,11 +41,6 @@ export class Writer {
     b.copy(this.buf, this.pos);
     this.pos += b.length;
   }
-  /** Leaves n bytes to be filled in later through view(). */
-  skip(n: number): void {
-    this.ensure(n);
-    this.pos += n;
-  }
   /** Forgets what was written: the buffer is written again from its start (its size is kept). */
   rewind(): void {
     this.pos = 0;
